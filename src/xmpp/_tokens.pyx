@@ -22,7 +22,7 @@ from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
 from cpython.ref cimport Py_INCREF
 from cpython.unicode cimport PyUnicode_DecodeUTF8, PyUnicode_InternFromString
 from libc.stdint cimport uint32_t, uint64_t
-from libc.string cimport memcpy, memcmp, strlen
+from libc.string cimport memchr, memcpy, memcmp, strlen
 
 from sys import intern as _intern_str
 
@@ -403,6 +403,7 @@ cdef inline void buf_free(Buf* b):
 
 
 @cython.final
+@cython.no_gc
 cdef class _NameTable:
     """Names by index, shared by a parser and the elements it made."""
 
@@ -444,24 +445,21 @@ cdef struct HashEntry:
     char* key
     Py_ssize_t keylen
     uint32_t idx
+    uint32_t has_sep
 
 
-cdef inline uint64_t fnv1a(const char* s, Py_ssize_t* length, Py_ssize_t* sep_at):
-    cdef uint64_t h = 14695981039346656037ULL
-    cdef Py_ssize_t i = 0
-    cdef unsigned char c
-    sep_at[0] = -1
-    while True:
-        c = <unsigned char>s[i]
-        if c == 0:
-            break
-        if c == 1:
-            sep_at[0] = i
-        h ^= c
-        h *= 1099511628211ULL
-        i += 1
-    length[0] = i
-    return h
+cdef inline uint64_t name_hash(const char* s, Py_ssize_t n):
+    # Names are short and differ at their ends ("jabber:client\x01body"):
+    # mixing the first and last eight bytes with the length is enough; a
+    # collision only costs a probe, since every hit is verified by memcmp.
+    cdef uint64_t a = 0, b = 0, h
+    if n >= 8:
+        memcpy(&a, s, 8)
+        memcpy(&b, s + n - 8, 8)
+    else:
+        memcpy(&a, s, n)
+    h = (a ^ (b * 0x9E3779B97F4A7C15ULL) ^ <uint64_t>n) * 0xFF51AFD7ED558CCDULL
+    return h ^ (h >> 32)
 
 
 # ---------------------------------------------------------------------------
@@ -474,6 +472,7 @@ cdef inline object _decode(const char* p, Py_ssize_t n):
 
 @cython.final
 @cython.freelist(64)
+@cython.no_gc
 cdef class Element:
     """One complete element, recorded compactly; tokens are made when read.
 
@@ -970,22 +969,27 @@ cdef class StreamParser:
 
     cdef uint32_t _intern(self, const char* s, Py_ssize_t* nbytes) except? 0xFFFFFFFF:
         """Index of the Name for expat's name string ``s`` ("uri\\x01local")."""
-        cdef Py_ssize_t n, sep
-        cdef uint64_t h = fnv1a(s, &n, &sep)
+        cdef Py_ssize_t n = strlen(s)
+        cdef Py_ssize_t sep
+        cdef uint64_t h = name_hash(s, n)
+        cdef const char* at
         cdef Py_ssize_t mask = self.hcap - 1
         cdef Py_ssize_t j = <Py_ssize_t>(h & <uint64_t>mask)
         cdef HashEntry* e
         cdef char* key
         cdef str space, local
         cdef uint32_t idx
-        nbytes[0] = n - 1 if sep >= 0 else n
         while True:
             e = &self.htab[j]
             if e.key == NULL:
                 break
             if e.hash == h and e.keylen == n and memcmp(e.key, s, n) == 0:
+                nbytes[0] = n - e.has_sep
                 return e.idx
             j = (j + 1) & mask
+        at = <const char*>memchr(s, SEP, n)
+        sep = -1 if at == NULL else at - s
+        nbytes[0] = n - 1 if sep >= 0 else n
         if sep >= 0:
             space = _decode(s, sep)
             local = _decode(s + sep + 1, n - sep - 1)
@@ -1003,6 +1007,7 @@ cdef class StreamParser:
         e.keylen = n
         e.hash = h
         e.idx = idx
+        e.has_sep = 1 if sep >= 0 else 0
         self.hcount += 1
         if self.hcount * 2 > self.hcap:
             self._hash_grow()
