@@ -410,11 +410,17 @@ cdef class _NameTable:
     cdef list names
     cdef list ends
     cdef list starts
+    cdef list attr_cache
+    cdef list text_cache
 
     def __cinit__(self):
         self.names = []
         self.ends = []
         self.starts = []
+        # Streams repeat attribute values (types, addresses) and short texts;
+        # tokens are immutable, so equal ones are shared from these caches.
+        self.attr_cache = [None] * VALUE_CACHE_SLOTS
+        self.text_cache = [None] * VALUE_CACHE_SLOTS
 
     cdef uint32_t add(self, Name n) except? 0xFFFFFFFF:
         self.names.append(n)
@@ -438,6 +444,51 @@ cdef class _NameTable:
             s = _make_start(self.name(i), ())
             self.starts[i] = s
         return <StartElement>s
+
+
+cdef Py_ssize_t VALUE_CACHE_SLOTS = 1024
+cdef uint32_t VALUE_CACHE_MAX = 64
+
+
+cdef inline bint _same_utf8(str s, const char* v, uint32_t n):
+    cdef Py_ssize_t m
+    cdef const char* p = PyUnicode_AsUTF8AndSize(s, &m)
+    return m == n and memcmp(p, v, n) == 0
+
+
+cdef Attr _cached_attr(_NameTable tab, uint32_t idx, const char* v, uint32_t n):
+    cdef Name name = tab.name(idx)
+    cdef Py_ssize_t slot
+    cdef object c
+    cdef Attr a
+    if n > VALUE_CACHE_MAX:
+        return _make_attr(name, _decode(v, n))
+    slot = <Py_ssize_t>((name_hash(v, n) ^ (<uint64_t>idx * 0x9E3779B97F4A7C15ULL)) >> 40) & (VALUE_CACHE_SLOTS - 1)
+    c = <object>PyList_GET_ITEM(tab.attr_cache, slot)
+    if c is not None:
+        a = <Attr>c
+        if a.name is name and _same_utf8(a.value, v, n):
+            return a
+    a = _make_attr(name, _decode(v, n))
+    tab.attr_cache[slot] = a
+    return a
+
+
+cdef CharData _cached_text(_NameTable tab, const char* v, uint32_t n):
+    cdef Py_ssize_t slot
+    cdef object c
+    cdef CharData t
+    if n > VALUE_CACHE_MAX:
+        return _make_chars(_decode(v, n))
+    slot = <Py_ssize_t>(name_hash(v, n) >> 40) & (VALUE_CACHE_SLOTS - 1)
+    c = <object>PyList_GET_ITEM(tab.text_cache, slot)
+    if c is not None:
+        t = <CharData>c
+        if _same_utf8(t.text, v, n):
+            return t
+    t = _make_chars(_decode(v, n))
+    tab.text_cache[slot] = t
+    return t
 
 
 cdef struct HashEntry:
@@ -752,7 +803,7 @@ cdef StartElement _read_start(const char* b, Py_ssize_t pos, _NameTable tab):
     pos += 13
     for i in range(nattrs):
         vlen = get_u32(b + pos + 4)
-        a = _make_attr(tab.name(get_u32(b + pos)), _decode(b + pos + 8, vlen))
+        a = _cached_attr(tab, get_u32(b + pos), b + pos + 8, vlen)
         Py_INCREF(a)
         PyTuple_SET_ITEM(attrs, i, a)
         pos += 8 + vlen
@@ -777,7 +828,7 @@ cdef list _read_tokens(Element el):
             pos = _skip_start(b, pos)
         elif op == OP_TEXT:
             n = get_u32(b + pos + 1)
-            out.append(_make_chars(_decode(b + pos + 5, n)))
+            out.append(_cached_text(tab, b + pos + 5, n))
             pos += 5 + n
         else:
             out.append(tab.end(get_u32(b + pos + 1)))
