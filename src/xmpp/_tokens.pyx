@@ -83,7 +83,6 @@ cdef enum:
     XML_ERROR_NO_MEMORY = 1
     XML_ERROR_UNDEFINED_ENTITY = 11
     XML_ERROR_MISPLACED_XML_PI = 17
-    XML_ERROR_UNBOUND_PREFIX = 27
 
 # record opcodes
 cdef enum:
@@ -96,8 +95,6 @@ if capi == NULL or <size_t>capi.size < XMPP_CAPI_MIN_SIZE or capi.MAJOR_VERSION 
     raise ImportError("pyexpat's C API is missing or too old for the compiled engine")
 cdef bint HAS_DEFERRAL = XMPP_CAPI_HAS_DEFERRAL(capi)
 
-#: The libexpat version behind the compiled engine, as (major, minor, micro).
-EXPAT_VERSION = (capi.MAJOR_VERSION, capi.MINOR_VERSION, capi.MICRO_VERSION)
 
 
 # ---------------------------------------------------------------------------
