@@ -751,7 +751,7 @@ cdef class Element:
     __hash__ = None
 
     def __repr__(self):
-        return f"<Element {self.name!r} {self.stop - self.off} bytes recorded>"
+        return f"<Element {self.name!r}>"
 
     def __reduce__(self):
         return (_element_from_tokens, (_read_tokens(self),))
