@@ -40,10 +40,6 @@ _NAME_TABLE_LIMIT = 4096
 _new_tuple = tuple.__new__
 
 
-def _nbytes(s: str) -> int:
-    return len(s) if s.isascii() else len(s.encode("utf-8"))
-
-
 # ---------------------------------------------------------------------------
 # Tokens: tuples underneath (cheap to make), equal only to their own type.
 
@@ -419,13 +415,14 @@ class StreamParser:
             raise ValueError("max_depth must be positive")
         self._max_bytes = max_stanza_bytes
         self._max_depth = max_depth
-        self._names: dict[str, Name] = {}
-        self._ends: dict[Name, EndElement] = {}
+        self._entries: dict[str, tuple[Name, int, EndElement]] = {}
         self._new_parser()
 
     def _new_parser(self) -> None:
         p = expat.ParserCreate("UTF-8", _SEP)
         p.ordered_attributes = True
+        p.buffer_text = True
+        p.buffer_size = 65536
         p.StartElementHandler = self._on_start
         p.EndElementHandler = self._on_end
         p.CharacterDataHandler = self._on_chars
@@ -482,12 +479,7 @@ class StreamParser:
     # -- names ---------------------------------------------------------------
 
     def _name(self, raw: str) -> Name:
-        n = self._names.get(raw)
-        if n is None:
-            space, sep, local = raw.rpartition(_SEP)
-            n = _new_tuple(Name, (space, local) if sep else ("", raw))
-            self._names[raw] = n
-        return n
+        return (self._entries.get(raw) or self._entry(raw))[0]
 
     # -- handlers ------------------------------------------------------------
 
@@ -502,35 +494,47 @@ class StreamParser:
             self._toks.append(_new_tuple(CharData, ("".join(parts) if len(parts) > 1 else parts[0],)))
             self._text = []
 
+    def _entry(self, raw: str) -> tuple[Name, int, EndElement]:
+        """The Name for expat's raw name, its size in bytes and its end token."""
+        space, sep, local = raw.rpartition(_SEP)
+        name: Name = _new_tuple(Name, (space, local) if sep else ("", raw))
+        size = len(raw) - 1 if sep else len(raw)
+        if not raw.isascii():
+            size = len(raw.encode("utf-8")) - (1 if sep else 0)
+        entry = (name, size, _new_tuple(EndElement, (name,)))
+        self._entries[raw] = entry
+        return entry
+
     def _on_start(self, raw: str, attrs: list[str]) -> None:
         d = self._depth
-        if d == 0:
-            self._on_header(raw, attrs)
-            return
-        if d > self._max_depth:
-            self._fail(Condition.POLICY_VIOLATION, f"elements nested deeper than {self._max_depth}")
         if d == 1:
             self._boundary = True
             self._toks = []
             self._size = 0
-            if len(self._names) > _NAME_TABLE_LIMIT:
-                self._names = {}
-                self._ends = {}
+            if len(self._entries) > _NAME_TABLE_LIMIT:
+                self._entries = {}
+        elif d == 0:
+            self._on_header(raw, attrs)
+            return
+        elif d > self._max_depth:
+            self._fail(Condition.POLICY_VIOLATION, f"elements nested deeper than {self._max_depth}")
         elif self._text:
             self._flush_text()
-        name = self._name(raw)
-        size = self._size + _nbytes(name[0]) + _nbytes(name[1])
+        entries = self._entries
+        entry = entries.get(raw) or self._entry(raw)
+        size = self._size + entry[1]
         if attrs:
             out = []
-            names = self._names
-            for i in range(0, len(attrs), 2):
-                an = names.get(attrs[i]) or self._name(attrs[i])
-                v = attrs[i + 1]
-                size += _nbytes(an[0]) + _nbytes(an[1]) + _nbytes(v)
-                out.append(_new_tuple(Attr, (an, v)))
-            self._toks.append(_new_tuple(StartElement, (name, tuple(out))))
+            it = iter(attrs)
+            for rn, v in zip(it, it):
+                ae = entries.get(rn) or self._entry(rn)
+                size += ae[1] + len(v)
+                if not v.isascii():
+                    size += len(v.encode("utf-8")) - len(v)
+                out.append(_new_tuple(Attr, (ae[0], v)))
+            self._toks.append(_new_tuple(StartElement, (entry[0], tuple(out))))
         else:
-            self._toks.append(_new_tuple(StartElement, (name, ())))
+            self._toks.append(_new_tuple(StartElement, (entry[0], ())))
         self._size = size
         self._depth = d + 1
         if size > self._max_bytes:
@@ -560,12 +564,8 @@ class StreamParser:
             return
         if self._text:
             self._flush_text()
-        name = self._name(raw)
-        end = self._ends.get(name)
-        if end is None:
-            end = self._ends[name] = _new_tuple(EndElement, (name,))
         toks = self._toks
-        toks.append(end)
+        toks.append((self._entries.get(raw) or self._entry(raw))[2])
         if d == 1:
             self._events.append(_new_element(toks, 0, len(toks)))
             self._toks = []
@@ -578,7 +578,7 @@ class StreamParser:
                 self._fail(Condition.BAD_FORMAT, "text between top-level elements")
             return
         self._text.append(s)
-        self._size += _nbytes(s)
+        self._size += len(s) if s.isascii() else len(s.encode("utf-8"))
         if self._size > self._max_bytes:
             self._fail(Condition.POLICY_VIOLATION, f"element larger than {self._max_bytes} bytes")
 
