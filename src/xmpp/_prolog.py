@@ -20,6 +20,8 @@ from xmpp.stream import Condition, StreamError
 MAX_PROLOG_BYTES = 4096
 
 _WS = b" \t\r\n"
+#: A markup declaration (DOCTYPE, ENTITY, ELEMENT, ATTLIST, NOTATION) opening.
+DECL = re.compile(rb"<![A-Z]")
 _ENCODING = re.compile(rb"""\sencoding\s*=\s*(?:'([^']*)'|"([^"]*)")""")
 
 
@@ -40,6 +42,8 @@ def scan_prolog(buf: bytes) -> int:
     """
     n = len(buf)
     i = 0
+    if n < 2 and buf in (b"\xfe", b"\xff"):
+        return -1
     if buf[:2] in (b"\xfe\xff", b"\xff\xfe"):
         raise StreamError(Condition.UNSUPPORTED_ENCODING, "UTF-16 is not allowed; streams are UTF-8")
     if buf[:3] == b"\xef\xbb\xbf":

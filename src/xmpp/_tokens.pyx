@@ -26,7 +26,7 @@ from libc.string cimport memchr, memcpy, memcmp, strlen
 
 from sys import intern as _intern_str
 
-from xmpp._prolog import scan_prolog
+from xmpp._prolog import DECL as _DECL, scan_prolog
 from xmpp.stream import Condition, StreamError
 
 cdef extern from "Python.h":
@@ -932,6 +932,7 @@ cdef class StreamParser:
     cdef object pyexc
     cdef StartElement _header
     cdef bytearray prolog
+    cdef bytes tail
     cdef list events
     cdef list nsdecls
     cdef Buf rec
@@ -1096,6 +1097,7 @@ cdef class StreamParser:
         self.pyexc = None
         self._header = None
         self.prolog = bytearray()
+        self.tail = b""
         self.nsdecls = []
         self.rec.len = 0
         self.last_text = -1
@@ -1150,8 +1152,8 @@ cdef class StreamParser:
         elif code == XML_ERROR_NO_MEMORY:
             self._fail(Condition.RESOURCE_CONSTRAINT, msg)
         else:
-            chunk = data[:n]
-            if b"<!DOCTYPE" in chunk or b"<!ENTITY" in chunk:
+            chunk = self.tail + data[:n]
+            if _DECL.search(chunk) is not None:
                 self._fail(Condition.RESTRICTED_XML, "markup declarations are not allowed in XMPP (" + msg + ")")
             else:
                 self._fail(Condition.NOT_WELL_FORMED, msg)
@@ -1348,6 +1350,10 @@ cdef class StreamParser:
                                f"more than {self.max_stanza_bytes} bytes without completing an element")
                     break
             off += sl
+        if n >= 8:
+            self.tail = p[n - 8:n]
+        elif n:
+            self.tail = (self.tail + p[:n])[-8:]
         events = self.events
         self.events = None
         if self.failed:

@@ -14,7 +14,7 @@ from operator import itemgetter
 from typing import Any, Union
 from xml.parsers import expat
 
-from xmpp._prolog import scan_prolog
+from xmpp._prolog import DECL, scan_prolog
 from xmpp.stream import Condition, StreamError
 
 __all__ = [
@@ -440,6 +440,7 @@ class StreamParser:
         self._error: StreamError | None = None
         self._header: StartElement | None = None
         self._nsdecls: list[tuple[str, str]] = []
+        self._tail = b""
         self._toks: list[Token] = []
         self._text: list[str] = []
         self._size = 0
@@ -604,7 +605,7 @@ class StreamParser:
             self._error = StreamError(Condition.RESTRICTED_XML, msg)
         elif code == 1:
             self._error = StreamError(Condition.RESOURCE_CONSTRAINT, msg)
-        elif b"<!DOCTYPE" in chunk or b"<!ENTITY" in chunk:
+        elif DECL.search(self._tail + chunk) is not None:
             self._error = StreamError(
                 Condition.RESTRICTED_XML, "markup declarations are not allowed in XMPP (" + msg + ")"
             )
@@ -659,6 +660,7 @@ class StreamParser:
                     )
                     break
             off += len(chunk)
+        self._tail = (self._tail + buf)[-8:] if len(buf) < 8 else buf[-8:]
         if self._failed:
             assert self._error is not None
             err = StreamError(self._error.condition, self._error.text)
