@@ -1800,3 +1800,156 @@ cdef class Encoder:
         if self.write is not None and data:
             self.write(data)
         return data
+
+
+# ---------------------------------------------------------------------------
+# The IQ correlation table
+
+
+cdef inline bint _is_stanza_space(str space):
+    return (space == "jabber:client" or space == "jabber:server"
+            or space == "jabber:component:accept")
+
+
+cdef inline bint _utf8_is(const char* p, uint32_t n, const char* lit, uint32_t m):
+    return n == m and memcmp(p, lit, m) == 0
+
+
+@cython.final
+cdef class IQTable:
+    """Pending IQ requests keyed by id; sans-IO: it stores opaque waiter objects.
+
+    A session adds an entry when it sends an IQ ``get`` or ``set`` and calls
+    :meth:`match` on every top-level element it receives.  An element is the
+    reply only when it is an ``iq`` in a stanza namespace, of type ``result``
+    or ``error``, with a pending id, from one of the addresses accepted for
+    that id: never on the id alone (CVE-2024-46957 in mellium.im/xmpp).
+
+    >>> t = IQTable()
+    >>> t.add("q1", frozenset({"", "example.com"}), "waiter")
+    >>> iq = Name("jabber:client", "iq")
+    >>> t.match(StartElement(iq, [Attr(Name("", "type"), "result"), Attr(Name("", "id"), "q1")]))
+    'waiter'
+    >>> len(t)
+    0
+    """
+
+    cdef dict pending   # id -> (frozenset of accepted "from" values, waiter)
+
+    def __cinit__(self):
+        self.pending = {}
+
+    def add(self, id, accept_from, waiter):
+        """Remember ``waiter`` for the reply to the IQ with this ``id``.
+
+        ``accept_from`` holds every ``from`` value a reply may carry (``""``
+        for a reply without one).  ``ValueError`` if ``id`` is empty or
+        already pending; ``TypeError`` if ``id`` is not a ``str`` or
+        ``accept_from`` is a string rather than a set of strings.
+        """
+        if not isinstance(id, str):
+            raise TypeError("an IQ id must be a str")
+        if not id:
+            raise ValueError("an IQ id must not be empty")
+        if isinstance(accept_from, (str, bytes)):
+            raise TypeError("accept_from must be a set of addresses, not a string")
+        if id in self.pending:
+            raise ValueError(f"an IQ with id {id!r} is already pending")
+        allowed = accept_from if type(accept_from) is frozenset else frozenset(accept_from)
+        self.pending[id] = (allowed, waiter)
+
+    def match(self, element):
+        """Return and remove the waiter ``element`` answers, else None.
+
+        ``element`` is an :class:`Element` or a :class:`StartElement` (an
+        ``EndElement`` or ``CharData`` never matches; any other object is a
+        ``TypeError``).  An element that does not match leaves the table as
+        it was.
+        """
+        cdef Element el
+        cdef StartElement s
+        cdef Name n
+        cdef const char* p
+        cdef const char* idp = NULL
+        cdef const char* fromp = NULL
+        cdef uint32_t nattrs, i, vlen, idlen = 0, fromlen = 0
+        cdef bint typed = False, seen_type = False
+        cdef object entry
+        t = type(element)
+        if t is Element:
+            el = <Element>element
+            n = el.tab.name(el._name_idx())
+            if not self.pending or n.local != "iq" or not _is_stanza_space(n.space):
+                return None
+            # one pass over the record: the first type, id and from attributes
+            p = el.buf + el.off
+            nattrs = get_u32(p + 5)
+            p += 13
+            for i in range(nattrs):
+                n = el.tab.name(get_u32(p))
+                vlen = get_u32(p + 4)
+                if not n.space:
+                    if not seen_type and n.local == "type":
+                        seen_type = True
+                        typed = (_utf8_is(p + 8, vlen, "result", 6)
+                                 or _utf8_is(p + 8, vlen, "error", 5))
+                        if not typed:
+                            return None
+                    elif idp == NULL and n.local == "id":
+                        idp = p + 8
+                        idlen = vlen
+                    elif fromp == NULL and n.local == "from":
+                        fromp = p + 8
+                        fromlen = vlen
+                p += 8 + vlen
+            if not typed or idp == NULL:
+                return None
+            id = _decode(idp, idlen)
+            entry = self.pending.get(id)
+            if entry is None:
+                return None
+            frm = "" if fromp == NULL else _decode(fromp, fromlen)
+        elif t is StartElement:
+            s = <StartElement>element
+            if not self.pending or s.name.local != "iq" or not _is_stanza_space(s.name.space):
+                return None
+            typ = s.get("type")
+            if typ != "result" and typ != "error":
+                return None
+            id = s.get("id")
+            if id is None:
+                return None
+            entry = self.pending.get(id)
+            if entry is None:
+                return None
+            frm = s.get("from", "")
+        elif t is EndElement or t is CharData:
+            return None
+        else:
+            raise TypeError(f"not an element: {element!r}")
+        if frm not in (<tuple>entry)[0]:
+            return None
+        del self.pending[id]
+        return (<tuple>entry)[1]
+
+    def pop(self, id):
+        """Remove the entry for ``id`` (on a timeout, say); return its waiter or None."""
+        if not isinstance(id, str):
+            return None
+        entry = self.pending.pop(id, None)
+        return None if entry is None else (<tuple>entry)[1]
+
+    def drain(self):
+        """Remove every entry and return the waiters in the order they were added."""
+        cdef list out = [(<tuple>entry)[1] for entry in self.pending.values()]
+        self.pending.clear()
+        return out
+
+    def __len__(self):
+        return len(self.pending)
+
+    def __contains__(self, id):
+        return isinstance(id, str) and id in self.pending
+
+    def __repr__(self):
+        return f"<IQTable pending={len(self.pending)}>"

@@ -25,6 +25,7 @@ __all__ = [
     "Element",
     "Encoder",
     "EndElement",
+    "IQTable",
     "Name",
     "StartElement",
     "StreamParser",
@@ -855,3 +856,103 @@ class Encoder:
         if self._write is not None and data:
             self._write(data)
         return data
+
+
+# ---------------------------------------------------------------------------
+# The IQ correlation table
+
+_IQ_SPACES = frozenset(("jabber:client", "jabber:server", "jabber:component:accept"))
+
+
+class IQTable:
+    """Pending IQ requests keyed by id; sans-IO: it stores opaque waiter objects.
+
+    A session adds an entry when it sends an IQ ``get`` or ``set`` and calls
+    :meth:`match` on every top-level element it receives.  An element is the
+    reply only when it is an ``iq`` in a stanza namespace, of type ``result``
+    or ``error``, with a pending id, from one of the addresses accepted for
+    that id: never on the id alone (CVE-2024-46957 in mellium.im/xmpp).
+
+    >>> t = IQTable()
+    >>> t.add("q1", frozenset({"", "example.com"}), "waiter")
+    >>> iq = Name("jabber:client", "iq")
+    >>> t.match(StartElement(iq, [Attr(Name("", "type"), "result"), Attr(Name("", "id"), "q1")]))
+    'waiter'
+    >>> len(t)
+    0
+    """
+
+    __slots__ = ("_pending",)
+
+    def __init__(self) -> None:
+        self._pending: dict[str, tuple[frozenset[str], object]] = {}
+
+    def add(self, id: str, accept_from: frozenset[str], waiter: object) -> None:
+        """Remember ``waiter`` for the reply to the IQ with this ``id``.
+
+        ``accept_from`` holds every ``from`` value a reply may carry (``""``
+        for a reply without one).  ``ValueError`` if ``id`` is empty or
+        already pending; ``TypeError`` if ``id`` is not a ``str`` or
+        ``accept_from`` is a string rather than a set of strings.
+        """
+        if not isinstance(id, str):
+            raise TypeError("an IQ id must be a str")
+        if not id:
+            raise ValueError("an IQ id must not be empty")
+        if isinstance(accept_from, (str, bytes)):
+            raise TypeError("accept_from must be a set of addresses, not a string")
+        if id in self._pending:
+            raise ValueError(f"an IQ with id {id!r} is already pending")
+        allowed = accept_from if type(accept_from) is frozenset else frozenset(accept_from)
+        self._pending[id] = (allowed, waiter)
+
+    def match(self, element: Element | StartElement | EndElement | CharData) -> object | None:
+        """Return and remove the waiter ``element`` answers, else None.
+
+        ``element`` is an :class:`Element` or a :class:`StartElement` (an
+        ``EndElement`` or ``CharData`` never matches; any other object is a
+        ``TypeError``).  An element that does not match leaves the table as
+        it was.
+        """
+        el: Element | StartElement
+        if type(element) is Element or type(element) is StartElement:
+            el = element
+        elif type(element) is EndElement or type(element) is CharData:
+            return None
+        else:
+            raise TypeError(f"not an element: {element!r}")
+        pending = self._pending
+        name = el.name
+        if not pending or name[1] != "iq" or name[0] not in _IQ_SPACES:
+            return None
+        typ = el.get("type")
+        if typ != "result" and typ != "error":
+            return None
+        id = el.get("id")
+        if id is None:
+            return None
+        entry = pending.get(id)
+        if entry is None or el.get("from", "") not in entry[0]:
+            return None
+        del pending[id]
+        return entry[1]
+
+    def pop(self, id: str) -> object | None:
+        """Remove the entry for ``id`` (on a timeout, say); return its waiter or None."""
+        entry = self._pending.pop(id, None) if isinstance(id, str) else None
+        return None if entry is None else entry[1]
+
+    def drain(self) -> list[object]:
+        """Remove every entry and return the waiters in the order they were added."""
+        out = [entry[1] for entry in self._pending.values()]
+        self._pending.clear()
+        return out
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def __contains__(self, id: object) -> bool:
+        return isinstance(id, str) and id in self._pending
+
+    def __repr__(self) -> str:
+        return f"<IQTable pending={len(self._pending)}>"

@@ -21,9 +21,13 @@ pure twin.  :data:`COMPILED` says which is in use.
 
 from __future__ import annotations
 
+import itertools
 import os
 import platform
-from typing import TYPE_CHECKING
+import sys
+import types
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Protocol, TypeAlias, cast, runtime_checkable
 
 __all__ = [
     "COMPILED",
@@ -35,10 +39,29 @@ __all__ = [
     "Encoder",
     "EndElement",
     "Event",
+    "IQTable",
     "Name",
     "StartElement",
     "StreamParser",
     "Token",
+    "TokenReader",
+    "TokenWriter",
+    "Transformer",
+    "copy",
+    "fmt",
+    "inner",
+    "insert",
+    "inspect",
+    "iter_children",
+    "map_tokens",
+    "multi_reader",
+    "pretty",
+    "read_all",
+    "remove_attr",
+    "skip",
+    "tee_reader",
+    "unwrap",
+    "wrap",
 ]
 
 
@@ -58,6 +81,7 @@ if TYPE_CHECKING:
         Encoder,
         EndElement,
         Event,
+        IQTable,
         Name,
         StartElement,
         StreamParser,
@@ -78,6 +102,7 @@ else:
                 Element,
                 Encoder,
                 EndElement,
+                IQTable,
                 Name,
                 StartElement,
                 StreamParser,
@@ -95,6 +120,7 @@ else:
             Element,
             Encoder,
             EndElement,
+            IQTable,
             Name,
             StartElement,
             StreamParser,
