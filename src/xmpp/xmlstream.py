@@ -21,13 +21,9 @@ pure twin.  :data:`COMPILED` says which is in use.
 
 from __future__ import annotations
 
-import itertools
 import os
 import platform
-import sys
-import types
-from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Protocol, TypeAlias, cast, runtime_checkable
+from typing import TYPE_CHECKING
 
 __all__ = [
     "COMPILED",
@@ -44,24 +40,6 @@ __all__ = [
     "StartElement",
     "StreamParser",
     "Token",
-    "TokenReader",
-    "TokenWriter",
-    "Transformer",
-    "copy",
-    "fmt",
-    "inner",
-    "insert",
-    "inspect",
-    "iter_children",
-    "map_tokens",
-    "multi_reader",
-    "pretty",
-    "read_all",
-    "remove_attr",
-    "skip",
-    "tee_reader",
-    "unwrap",
-    "wrap",
 ]
 
 
