@@ -226,7 +226,7 @@ class ServeMux:
         if h is None:
             return None
         try:
-            iq = _stanza.IQ.from_element(start)
+            iq = _stanza.IQ.from_element(el)
         except _stanza.StanzaError:
             return None
         return h(iq, el, current_session())  # type: ignore[no-any-return]
@@ -261,7 +261,7 @@ class ServeMux:
             if h is None:
                 return None
         try:
-            st = cls.from_element(start)
+            st = cls.from_element(el)
         except _stanza.StanzaError:
             return None
         return h(st, el, current_session())  # type: ignore[no-any-return]
