@@ -891,7 +891,9 @@ class MemoryCredentialStore:
     with OpaqueString, as the mechanisms prepare what clients send.
     """
 
-    def __init__(self, users: Mapping[str, str] | None = None, iterations: int = MIN_ITERATIONS) -> None:
+    def __init__(
+        self, users: Mapping[str, str] | None = None, iterations: int = MIN_ITERATIONS
+    ) -> None:
         self.iterations = iterations
         self._keys: dict[tuple[str, str], ScramCredentials] = {}
         for username, password in (users or {}).items():
@@ -1015,7 +1017,9 @@ class PlainServer(ServerMechanism):
 
     name = "PLAIN"
 
-    def __init__(self, store: CredentialStore, *, unknown_user_iterations: int = MIN_ITERATIONS) -> None:
+    def __init__(
+        self, store: CredentialStore, *, unknown_user_iterations: int = MIN_ITERATIONS
+    ) -> None:
         super().__init__()
         self._store = store
         self._unknown_iterations = unknown_user_iterations
