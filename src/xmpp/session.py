@@ -28,6 +28,7 @@ import collections
 import contextlib
 import contextvars
 import enum
+import heapq
 import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
@@ -133,6 +134,13 @@ class HandlerFunc:
 #: round returned as its third element (``None`` first).
 Negotiator = Callable[["Session", Any], Awaitable[tuple[SessionState, bool, Any]]]
 
+_SECURE = int(SessionState.SECURE)
+_AUTHN = int(SessionState.AUTHN)
+_READY = int(SessionState.READY)
+_RECEIVED = int(SessionState.RECEIVED)
+_OUTPUT_STREAM_CLOSED = int(SessionState.OUTPUT_STREAM_CLOSED)
+_INPUT_STREAM_CLOSED = int(SessionState.INPUT_STREAM_CLOSED)
+
 _current: contextvars.ContextVar[Session] = contextvars.ContextVar("xmpp_session")
 
 
@@ -223,9 +231,9 @@ class Session:
             transport.set_protocol(proto)
         self._proto = proto
         self.transport = transport
-        self.state = SessionState.RECEIVED if received else SessionState(0)
+        self._state = _RECEIVED if received else 0
         if config is not None and config.s2s:
-            self.state |= SessionState.S2S
+            self._state |= int(SessionState.S2S)
         self.config = config
         #: The address of this side (a client's full JID once bound; a server's domain).
         self.local_addr: JID | None = origin
@@ -246,6 +254,12 @@ class Session:
         self._wakeup: asyncio.Future[None] | None = None
         self._reading_paused = False
         self._iqs = xmlstream.IQTable()
+        self._deadlines: list[tuple[float, int, str]] = []
+        self._timed: dict[str, int] = {}
+        self._deadline_seq = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._accept_cache: dict[str | None, frozenset[str]] = {}
+        self._accept_key: tuple[JID | None, JID | None] | None = None
         self._serving = False
         self._paused = False
         self._drain_waiters: list[asyncio.Future[None]] = []
@@ -274,6 +288,15 @@ class Session:
         )
 
     @property
+    def state(self) -> SessionState:
+        """The session's negotiated properties (:class:`SessionState` bits)."""
+        return SessionState(self._state)
+
+    @state.setter
+    def state(self, value: int) -> None:
+        self._state = int(value)
+
+    @property
     def stanza_ns(self) -> str:
         """The stream's default namespace (``jabber:client`` and the like)."""
         return self._ns
@@ -281,8 +304,8 @@ class Session:
     @property
     def closed(self) -> bool:
         """True once both directions of the stream are closed."""
-        both = SessionState.INPUT_STREAM_CLOSED | SessionState.OUTPUT_STREAM_CLOSED
-        return self.state & both == both
+        both = _INPUT_STREAM_CLOSED | _OUTPUT_STREAM_CLOSED
+        return self._state & both == both
 
     # ------------------------------------------------------------ input side
 
@@ -341,9 +364,9 @@ class Session:
         self._input_closed(err)
 
     def _input_closed(self, err: BaseException | None) -> None:
-        if self.state & SessionState.INPUT_STREAM_CLOSED:
+        if self._state & _INPUT_STREAM_CLOSED:
             return
-        self.state |= SessionState.INPUT_STREAM_CLOSED
+        self._state |= _INPUT_STREAM_CLOSED
         self._closed_in.set()
         reason = err if err is not None else SessionClosedError("the peer closed the stream")
         for waiter in self._iqs.drain():
@@ -358,12 +381,12 @@ class Session:
         self._wake()
 
     def _on_lost(self, exc: Exception | None) -> None:
-        self.state |= SessionState.OUTPUT_STREAM_CLOSED
+        self._state |= _OUTPUT_STREAM_CLOSED
         for w in self._drain_waiters:
             if not w.done():
                 w.set_exception(SessionClosedError("connection lost"))
         self._drain_waiters.clear()
-        if not self.state & SessionState.INPUT_STREAM_CLOSED:
+        if not self._state & _INPUT_STREAM_CLOSED:
             e = SessionClosedError("connection lost before the peer closed its stream")
             if exc is not None:
                 e.__cause__ = exc
@@ -377,7 +400,7 @@ class Session:
 
     async def _wait_input(self, timeout: float | None) -> None:
         """Wait until an element is queued or the input stream ends."""
-        if self._queue or self.state & SessionState.INPUT_STREAM_CLOSED:
+        if self._queue or self._state & _INPUT_STREAM_CLOSED:
             return
         w = self._loop.create_future()
         self._wakeup = w
@@ -447,7 +470,7 @@ class Session:
 
         ``shown`` is what the XML console sees instead (redacted secrets).
         """
-        if self.state & SessionState.OUTPUT_STREAM_CLOSED:
+        if self._state & _OUTPUT_STREAM_CLOSED:
             raise SessionClosedError("the output stream is closed")
         tee = self._tee_out
         if tee is not None:
@@ -457,7 +480,7 @@ class Session:
     async def drain(self) -> None:
         """Wait while the transport's write buffer is above its high-water mark."""
         if self._paused:
-            if self.state & SessionState.OUTPUT_STREAM_CLOSED:
+            if self._state & _OUTPUT_STREAM_CLOSED:
                 raise SessionClosedError("the output stream is closed")
             w = self._loop.create_future()
             self._drain_waiters.append(w)
@@ -530,7 +553,7 @@ class Session:
             self._write_element(data, start)
 
     def _write_element(self, data: bytes, start: StartElement | None) -> None:
-        if self.state & SessionState.OUTPUT_STREAM_CLOSED:
+        if self._state & _OUTPUT_STREAM_CLOSED:
             raise SessionClosedError("the output stream is closed")
         if self._reply_id is not None:
             self._note_reply(start)
@@ -586,7 +609,7 @@ class Session:
         """
         if not self._serving:
             raise RuntimeError("send_iq needs a running serve() to read the reply")
-        if self.state & SessionState.INPUT_STREAM_CLOSED:
+        if self._state & _INPUT_STREAM_CLOSED:
             raise SessionClosedError("the input stream is closed: no reply can arrive")
         if isinstance(iq, _stanza.IQ):
             if iq.type not in (_stanza.IQType.GET, _stanza.IQType.SET):
@@ -610,16 +633,19 @@ class Session:
             tokens = _chain(first, toks)
         iq_id = start.get("id") or ""
         waiter: asyncio.Future[Element] = self._loop.create_future()
-        self._iqs.add(iq_id, self._accept_from(start.get("to")), waiter)
+        to = start.get("to")
+        acc = self._accept_cache.get(to)
+        if acc is None or self._accept_key != (self.local_addr, self.remote_addr):
+            acc = self._accept_from(to)
+        self._iqs.add(iq_id, acc, waiter)
         try:
+            if timeout is not None:
+                self._arm_timeout(timeout, iq_id)
             await self.send(tokens)
-            if timeout is None:
-                reply = await waiter
-            else:
-                async with asyncio.timeout(timeout):
-                    reply = await waiter
+            reply = await waiter
         finally:
             self._iqs.pop(iq_id)
+            self._timed.pop(iq_id, None)
         if reply.get("type") == "error":
             err = _stanza.StanzaError.from_stanza(reply)
             if err is None:
@@ -631,10 +657,61 @@ class Session:
             raise err
         return reply
 
+    def _arm_timeout(self, timeout: float, iq_id: str) -> None:
+        """Fail the pending IQ ``iq_id`` with ``TimeoutError`` after ``timeout`` seconds.
+
+        One timer serves every pending IQ: deadlines wait in a heap, the timer
+        moves only when a new deadline is the earliest, and entries of IQs
+        answered in time are dropped lazily (the heap is compacted when they
+        outnumber the pending ones).
+        """
+        deadline = self._loop.time() + timeout
+        heap = self._deadlines
+        self._deadline_seq += 1
+        seq = self._deadline_seq
+        self._timed[iq_id] = seq
+        if len(heap) > 1024 and len(heap) > 4 * len(self._timed):
+            timed = self._timed
+            heap[:] = [e for e in heap if timed.get(e[2]) == e[1]]
+            heapq.heapify(heap)
+        heapq.heappush(heap, (deadline, seq, iq_id))
+        if heap[0][1] == seq:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = self._loop.call_at(deadline, self._expire)
+
+    def _expire(self) -> None:
+        self._timer = None
+        heap = self._deadlines
+        timed = self._timed
+        now = self._loop.time()
+        while heap and (heap[0][0] <= now or timed.get(heap[0][2]) != heap[0][1]):
+            _, seq, iq_id = heapq.heappop(heap)
+            if timed.get(iq_id) != seq:
+                continue
+            del timed[iq_id]
+            waiter = self._iqs.pop(iq_id)
+            if waiter is not None and not waiter.done():  # type: ignore[attr-defined]
+                waiter.set_exception(  # type: ignore[attr-defined]
+                    TimeoutError(f"no reply to IQ {iq_id!r} in time; a late reply goes to the handler")
+                )
+        if heap:
+            self._timer = self._loop.call_at(heap[0][0], self._expire)
+
     def _accept_from(self, to: str | None) -> frozenset[str]:
         """The ``from`` values a reply to an IQ sent ``to`` may carry."""
+        key = (self.local_addr, self.remote_addr)
+        if self._accept_key != key:
+            self._accept_cache.clear()
+            self._accept_key = key
+        acc = self._compute_accept(to)
+        if len(self._accept_cache) < 256:
+            self._accept_cache[to] = acc
+        return acc
+
+    def _compute_accept(self, to: str | None) -> frozenset[str]:
         local = self.local_addr
-        if self.state & SessionState.RECEIVED:
+        if self._state & _RECEIVED:
             # We are the server of this stream: the peer's replies carry no
             # from, or its own address.
             acc = {""}
@@ -736,9 +813,9 @@ class Session:
                     raise exc
                 if is_request:
                     self._reply_id = None
-                    if not self._replied and not self.state & SessionState.OUTPUT_STREAM_CLOSED:
+                    if not self._replied and not self._state & _OUTPUT_STREAM_CLOSED:
                         await self._auto_error(el, start)
-            if self.state & SessionState.INPUT_STREAM_CLOSED:
+            if self._state & _INPUT_STREAM_CLOSED:
                 err_in = self._input_error
                 if err_in is None:
                     await self._finish_output()
@@ -763,14 +840,14 @@ class Session:
 
     async def _send_stream_error(self, err: StreamError) -> None:
         """Send a stream error and close our stream (never raises)."""
-        if self.state & SessionState.OUTPUT_STREAM_CLOSED:
+        if self._state & _OUTPUT_STREAM_CLOSED:
             return
         try:
             data = err.to_bytes() + b"</stream:stream>"
             self.write_raw(data)
         except Exception:  # the transport may already be gone
             pass
-        self.state |= SessionState.OUTPUT_STREAM_CLOSED
+        self._state |= _OUTPUT_STREAM_CLOSED
         self._abort_later()
 
     def _abort(self) -> None:
@@ -783,10 +860,10 @@ class Session:
 
     async def _finish_output(self) -> None:
         """The peer closed its stream: close ours and the transport."""
-        if not self.state & SessionState.OUTPUT_STREAM_CLOSED:
+        if not self._state & _OUTPUT_STREAM_CLOSED:
             with contextlib.suppress(Exception):
                 self.write_raw(b"</stream:stream>")
-            self.state |= SessionState.OUTPUT_STREAM_CLOSED
+            self._state |= _OUTPUT_STREAM_CLOSED
         self._abort()
 
     # --------------------------------------------------------------- closing
@@ -794,12 +871,12 @@ class Session:
     async def close(self, timeout: float = DEFAULT_CLOSE_TIMEOUT) -> None:
         """Send ``</stream:stream>`` (once) and wait, at most ``timeout``
         seconds, for the peer's; then close the transport."""
-        if not self.state & SessionState.OUTPUT_STREAM_CLOSED:
+        if not self._state & _OUTPUT_STREAM_CLOSED:
             async with self._out_lock:
                 with contextlib.suppress(Exception):
                     self.write_raw(b"</stream:stream>")
-                self.state |= SessionState.OUTPUT_STREAM_CLOSED
-        if not self.state & SessionState.INPUT_STREAM_CLOSED:
+                self._state |= _OUTPUT_STREAM_CLOSED
+        if not self._state & _INPUT_STREAM_CLOSED:
             with contextlib.suppress(asyncio.TimeoutError):
                 async with asyncio.timeout(timeout):
                     await self._closed_in.wait()
@@ -952,13 +1029,13 @@ async def _negotiate(
     )
     data: Any = None
     try:
-        while not s.state & SessionState.READY:
+        while not s._state & _READY:
             bits, restart, data = await negotiator(s, data)
-            s.state |= bits
-            if restart and not s.state & SessionState.READY:
+            s._state |= int(bits)
+            if restart and not s._state & _READY:
                 s.reset_input()
     except BaseException as exc:
-        if isinstance(exc, StreamError) and not s.state & SessionState.OUTPUT_STREAM_CLOSED:
+        if isinstance(exc, StreamError) and not s._state & _OUTPUT_STREAM_CLOSED:
             if exc.condition is not Condition.RESET:
                 await s._send_stream_error(exc)
         s._abort()
