@@ -439,15 +439,6 @@ def _bad(text: str) -> StanzaError:
     return StanzaError(ErrorType.MODIFY, Condition.BAD_REQUEST, text)
 
 
-def _jid(value: str, attr: str) -> JID:
-    try:
-        return _parse_jid(value)
-    except JIDError as exc:
-        raise StanzaError(
-            ErrorType.MODIFY, Condition.JID_MALFORMED, f"the {attr!r} address is malformed: {exc}"
-        ) from None
-
-
 _T = TypeVar("_T", bound="_Base")
 
 
@@ -519,20 +510,40 @@ class _Base:
         return self.__class__(self.from_, self.to, self.id, type, "")  # type: ignore[call-arg]
 
 
-def _attrs(el: Any) -> tuple[JID | None, JID | None, str, str | None, str]:
-    """Read the common attributes of a stanza element or start element."""
+_NativeElement = _xs.Element
+
+
+def _read(el: Any, local: str) -> tuple[JID | None, JID | None, str, str | None, str, Any]:
+    """Read what every stanza has from an element or a start element.
+
+    Returns ``to``, ``from_``, ``id``, the raw ``type``, ``xml:lang`` and
+    the element itself (``None`` for a start element).  This runs for every
+    received stanza, so it makes one call per attribute and no more.
+    """
+    if el.name.local != local:
+        raise ValueError(f"not a {local} stanza: {el.name!r}")
     get = el.get
     to_s = get("to")
     from_s = get("from")
-    to = None if to_s is None else _jid(to_s, "to")
-    frm = None if from_s is None else _jid(from_s, "from")
-    return to, frm, get("id", ""), get("type"), get("lang", "", NS_XML)
+    try:
+        to = None if to_s is None else _parse_jid(to_s)
+        frm = None if from_s is None else _parse_jid(from_s)
+    except JIDError as exc:
+        attr = "to" if to_s is not None and _malformed(to_s) else "from"
+        raise StanzaError(
+            ErrorType.MODIFY, Condition.JID_MALFORMED, f"the {attr!r} address is malformed: {exc}"
+        ) from None
+    if type(el) is not _NativeElement and not hasattr(el, "children"):
+        el = None
+    return to, frm, get("id", ""), get("type"), get("lang", "", NS_XML), el
 
 
-def _check_name(el: Any, local: str) -> None:
-    name = el.name
-    if name.local != local:
-        raise ValueError(f"not a {local} stanza: {name!r}")
+def _malformed(s: str) -> bool:
+    try:
+        _parse_jid(s)
+    except JIDError:
+        return True
+    return False
 
 
 @dataclasses.dataclass(slots=True)
@@ -558,7 +569,7 @@ class Message(_Base):
     id: str = ""
     type: MessageType = MessageType.NORMAL
     lang: str = ""
-    element: Any = dataclasses.field(default=None, kw_only=True, compare=False, repr=False)
+    element: Any = dataclasses.field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_element(cls, el: Any) -> Message:
@@ -569,10 +580,9 @@ class Message(_Base):
         (``jid-malformed``) for a malformed address, and ``ValueError`` if
         the element is not a message.
         """
-        _check_name(el, "message")
-        to, frm, sid, t, lang = _attrs(el)
+        to, frm, sid, t, lang, element = _read(el, "message")
         typ = MessageType.NORMAL if t is None else _MESSAGE_TYPES.get(t, MessageType.NORMAL)
-        return cls(to, frm, sid, typ, lang, element=el if hasattr(el, "children") else None)
+        return cls(to, frm, sid, typ, lang, element)
 
     def reply(self) -> Message:
         """Return a message back to the sender: addresses swapped, same id and type."""
@@ -606,7 +616,7 @@ class Presence(_Base):
     id: str = ""
     type: PresenceType = PresenceType.AVAILABLE
     lang: str = ""
-    element: Any = dataclasses.field(default=None, kw_only=True, compare=False, repr=False)
+    element: Any = dataclasses.field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_element(cls, el: Any) -> Presence:
@@ -616,8 +626,7 @@ class Presence(_Base):
         not one of RFC 6121 section 4.7.1, ``jid-malformed`` for a malformed
         address; ``ValueError`` if the element is not a presence.
         """
-        _check_name(el, "presence")
-        to, frm, sid, t, lang = _attrs(el)
+        to, frm, sid, t, lang, element = _read(el, "presence")
         if t is None:
             typ = PresenceType.AVAILABLE
         else:
@@ -625,7 +634,7 @@ class Presence(_Base):
             if found is None:
                 raise _bad(f"unknown presence type {t!r}")
             typ = found
-        return cls(to, frm, sid, typ, lang, element=el if hasattr(el, "children") else None)
+        return cls(to, frm, sid, typ, lang, element)
 
     def reply(self) -> Presence:
         """Return a presence back to the sender: addresses swapped, same id and type."""
@@ -664,7 +673,7 @@ type=<IQType.RESULT: 'result'>, lang='')
     id: str = ""
     type: IQType = IQType.GET
     lang: str = ""
-    element: Any = dataclasses.field(default=None, kw_only=True, compare=False, repr=False)
+    element: Any = dataclasses.field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_element(cls, el: Any) -> IQ:
@@ -676,26 +685,27 @@ type=<IQType.RESULT: 'result'>, lang='')
         result with more than one (RFC 6120 8.2.3); ``jid-malformed`` for
         a malformed address.  ``ValueError`` if the element is not an IQ.
         """
-        _check_name(el, "iq")
-        to, frm, sid, t, lang = _attrs(el)
+        to, frm, sid, t, lang, element = _read(el, "iq")
         typ = None if t is None else _IQ_TYPES.get(t)
         if typ is None:
-            raise _bad("an IQ needs a type of get, set, result or error" if t is None
-                       else f"unknown IQ type {t!r}")
+            raise _bad(
+                "an IQ needs a type of get, set, result or error"
+                if t is None
+                else f"unknown IQ type {t!r}"
+            )
         if not sid:
             raise _bad("an IQ needs an id")
-        element = None
-        children = getattr(el, "children", None)
-        if children is not None:
-            element = el
+        if element is not None:
             if typ is IQType.GET or typ is IQType.SET:
-                n = _count(children(), 2)
+                n = _count(element.children(), 2)
                 if n != 1:
-                    raise _bad(f"an IQ {typ.value} needs exactly one child element, not {n}"
-                               + ("" if n < 2 else " or more"))
-            elif typ is IQType.RESULT and _count(children(), 2) > 1:
+                    raise _bad(
+                        f"an IQ {typ.value} needs exactly one child element, "
+                        + ("not none" if n == 0 else "not two or more")
+                    )
+            elif typ is IQType.RESULT and _count(element.children(), 2) > 1:
                 raise _bad("an IQ result has at most one child element")
-        return cls(to, frm, sid, typ, lang, element=element)
+        return cls(to, frm, sid, typ, lang, element)
 
     def reply(self, type: IQType = IQType.RESULT) -> IQ:
         """Return the answer's IQ: addresses swapped, same id, type ``result``."""
