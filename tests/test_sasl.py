@@ -10,6 +10,7 @@ import ipaddress
 import ssl
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -125,7 +126,7 @@ def test_sasl_error() -> None:
 # --- RFC test vectors -------------------------------------------------------
 
 
-RFC5802 = {
+RFC5802: dict[str, Any] = {
     "hash": "sha1",
     "client_nonce": "fyko+d2lbbFgONRv9qkxdawL",
     "server_nonce": "3rfcNHYJY1ZVvWVs7j",
@@ -136,7 +137,7 @@ RFC5802 = {
     b"p=v0X8v3Bz2T0CJGbJQyF0X+HI4Ts=",
     "server_final": b"v=rmF9pqV8S7suAoZWja4dJRkFsKQ=",
 }
-RFC7677 = {
+RFC7677: dict[str, Any] = {
     "hash": "sha256",
     "client_nonce": "rOprNGfwEbeRWgbNEkqO",
     "server_nonce": "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0",
@@ -151,7 +152,7 @@ RFC7677 = {
 
 
 @pytest.mark.parametrize("vec", [RFC5802, RFC7677], ids=["rfc5802", "rfc7677"])
-async def test_rfc_vectors_client(vec: dict) -> None:
+async def test_rfc_vectors_client(vec: dict[str, Any]) -> None:
     client = ScramClient(vec["hash"], "user", "pencil", nonce=vec["client_nonce"])
     assert client.initial() == vec["client_first"]
     assert client.step(vec["server_first"]) == vec["client_final"]
@@ -159,7 +160,7 @@ async def test_rfc_vectors_client(vec: dict) -> None:
 
 
 @pytest.mark.parametrize("vec", [RFC5802, RFC7677], ids=["rfc5802", "rfc7677"])
-async def test_rfc_vectors_server(vec: dict) -> None:
+async def test_rfc_vectors_server(vec: dict[str, Any]) -> None:
     creds = ScramCredentials.derive(
         "pencil", hash_name=vec["hash"], salt=base64.b64decode(vec["salt"]), iterations=4096
     )
@@ -235,7 +236,7 @@ async def test_plus_binding_data_mismatch(name: str) -> None:
         await exchange(client, server)
     assert info.value.condition is SASLCondition.NOT_AUTHORIZED
     assert "channel binding mismatch" in str(info.value)
-    assert not server.done
+    assert not server.done and server.username is None
 
 
 async def test_plus_binding_type_the_server_lacks() -> None:
@@ -922,7 +923,9 @@ def ec_key() -> ec.EllipticCurvePrivateKey:
     [(hashes.SHA256(), "sha256"), (hashes.SHA384(), "sha384"), (hashes.SHA512(), "sha512")],
 )
 def test_tls_server_end_point_uses_the_signature_hash(
-    ec_key: ec.EllipticCurvePrivateKey, algorithm: hashes.HashAlgorithm, hash_name: str
+    ec_key: ec.EllipticCurvePrivateKey,
+    algorithm: hashes.SHA256 | hashes.SHA384 | hashes.SHA512,
+    hash_name: str,
 ) -> None:
     cert = _builder(ec_key.public_key()).sign(ec_key, algorithm)
     der = cert.public_bytes(serialization.Encoding.DER)

@@ -95,6 +95,7 @@ from typing import Protocol
 
 import precis_i18n
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 
 __all__ = [
@@ -285,7 +286,7 @@ def tls_server_end_point(cert_der: bytes) -> bytes:
     cert = x509.load_der_x509_certificate(cert_der)
     try:
         algorithm = cert.signature_hash_algorithm
-    except Exception as exc:  # cryptography's UnsupportedAlgorithm
+    except UnsupportedAlgorithm as exc:
         raise ValueError(f"unsupported certificate signature algorithm: {exc}") from exc
     if algorithm is None:
         raise ValueError(
@@ -990,6 +991,8 @@ class ServerMechanism(abc.ABC):
             return await self._step(response)
         except SASLError:
             self._failed = True
+            self.username = None
+            self.authzid = None
             raise
 
     @abc.abstractmethod
@@ -1214,8 +1217,6 @@ class ScramServer(ServerMechanism):
         client_key = _xor(proof, signature)
         stored_key = hashlib.new(self._hash, client_key).digest()
         if not hmac.compare_digest(stored_key, creds.stored_key) or not self._known:
-            self.username = None
-            self.authzid = None
             raise SASLError(SASLCondition.NOT_AUTHORIZED, _AUTH_FAILED)
         server_signature = _hmac(creds.server_key, auth_message, self._hash)
         self.success_data = b"v=" + _b64(server_signature).encode("ascii")
