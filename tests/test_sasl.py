@@ -1077,3 +1077,45 @@ async def test_loopback_tls13_bindings_agree(tls_files: tuple[Path, Path, bytes]
     assert set(client_b) == set(server_b) == {"tls-server-end-point"}
     assert client_b["tls-server-end-point"] == server_b["tls-server-end-point"]
     await _login_over(client_b, server_b, "tls-server-end-point")
+
+
+# --- a foreign client: slixmpp's SASL mechanisms against our server ---------
+
+
+@pytest.mark.parametrize("name", ["PLAIN", *SCRAM, *PLUS])
+async def test_slixmpp_client_against_our_server(name: str) -> None:
+    from slixmpp.util import sasl as slix
+
+    tls_unique = SERVER_BINDINGS["tls-unique"]
+
+    def credentials(required: object, optional: object) -> dict[str, object]:
+        return {
+            "username": "jürgen".encode(),
+            "password": "pässwörd€ with spaces".encode(),
+            "authzid": b"",
+            "channel_binding": tls_unique,
+        }
+
+    def security(values: object) -> dict[str, object]:
+        return {
+            "encrypted": True,
+            "encrypted_plain": True,
+            "unencrypted_plain": False,
+            "unencrypted_scram": False,
+            "tls_version": "TLSv1.2",
+            "binding_proposed": name.endswith("-PLUS"),
+        }
+
+    mech = slix.choose([name], credentials, security)
+    server = sasl.server_mechanism(
+        name, STORE, bindings={"tls-unique": tls_unique}, offered_plus=name.endswith("-PLUS")
+    )
+    data = mech.process()
+    for _ in range(4):
+        challenge = await server.step(data)
+        if challenge is None:
+            break
+        data = mech.process(challenge)
+    assert server.done and server.username == "jürgen"
+    if server.success_data is not None:
+        mech.process(server.success_data)  # slixmpp verifies our signature
