@@ -363,7 +363,6 @@ def _text(local: str | None, domain: str, resource: str | None) -> str:
     return s if resource is None else f"{s}/{resource}"
 
 
-_set = object.__setattr__
 
 
 @final
@@ -400,14 +399,10 @@ class JID:
         """
         return _cached_new(local, domain, resource)
 
-    @classmethod
-    def _make(cls, local: str | None, domain: str, resource: str | None) -> JID:
-        self = object.__new__(cls)
-        _set(self, "_local", local)
-        _set(self, "_domain", domain)
-        _set(self, "_resource", resource)
-        _set(self, "_str", _text(local, domain, resource))
-        return self
+    @staticmethod
+    def _make(local: str | None, domain: str, resource: str | None) -> JID:
+        # Replaced below, once the slot descriptors exist.
+        raise NotImplementedError
 
     @classmethod
     def parse(cls, s: str) -> JID:
@@ -552,6 +547,29 @@ class JID:
         return self
 
 
+# Making an address is on the hot path of every parse, so the slots are
+# filled through their descriptors (cheaper than object.__setattr__, which
+# JID.__setattr__ otherwise forces).
+_set_local = JID.__dict__["_local"].__set__
+_set_domain = JID.__dict__["_domain"].__set__
+_set_resource = JID.__dict__["_resource"].__set__
+_set_str = JID.__dict__["_str"].__set__
+_object_new = object.__new__
+
+
+def _new_jid(local: str | None, domain: str, resource: str | None) -> JID:
+    """Make an address of parts that are already prepared."""
+    self = _object_new(JID)
+    _set_local(self, local)
+    _set_domain(self, domain)
+    _set_resource(self, resource)
+    _set_str(self, _text(local, domain, resource))
+    return self
+
+
+JID._make = staticmethod(_new_jid)  # type: ignore[method-assign]
+
+
 # A whole address whose parts all take the ASCII fast paths, matched at once.
 _ADDRESS_ASCII_RE = re.compile(
     rf"(?:({_LOCAL_ASCII_RE.pattern})@)?"
@@ -576,20 +594,18 @@ def _parse_fast(s: str) -> JID | None:
         or (resource is not None and len(resource) > MAX_PART_BYTES)
     ):
         return None
-    return JID._make(
-        None if local is None else local.lower(), domain.lower(), resource
-    )
+    return _new_jid(None if local is None else local.lower(), domain.lower(), resource)
 
 
 @functools.lru_cache(maxsize=_CACHE_SIZE)
 def _cached_parse(s: str) -> JID:
     j = _parse_fast(s) if type(s) is str else None
-    return JID._make(*_prepare(*_split(s))) if j is None else j
+    return _new_jid(*_prepare(*_split(s))) if j is None else j
 
 
 @functools.lru_cache(maxsize=_CACHE_SIZE)
 def _cached_new(local: str | None, domain: str, resource: str | None) -> JID:
-    return JID._make(*_prepare(local, domain, resource))
+    return _new_jid(*_prepare(local, domain, resource))
 
 
 def _cache_clear() -> None:
