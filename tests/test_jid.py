@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import pickle
+from collections.abc import Callable
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
@@ -359,11 +360,11 @@ def test_immutability() -> None:
     with pytest.raises(AttributeError):
         j.local = "romeo"  # type: ignore[misc]
     with pytest.raises(AttributeError):
-        j._local = "romeo"  # type: ignore[misc]
+        j._local = "romeo"
     with pytest.raises(AttributeError):
         del j._domain
     with pytest.raises(AttributeError):
-        j.extra = 1  # type: ignore[attr-defined]
+        j.extra = 1
     assert not hasattr(j, "__dict__")
     assert str(j) == "juliet@example.com/balcony"
     assert copy.copy(j) is j and copy.deepcopy(j) is j
@@ -397,7 +398,8 @@ def test_derived_addresses() -> None:
     assert j.is_bare is False and j.bare().is_bare is True
     assert j.is_domain is False and j.domain_jid().is_domain is True
     assert JID.parse("example.com/r").is_domain is False
-    for bad in [lambda: j.with_resource(""), lambda: j.with_local("a b")]:
+    bads: list[Callable[[], JID]] = [lambda: j.with_resource(""), lambda: j.with_local("a b")]
+    for bad in bads:
         with pytest.raises(JIDError):
             bad()
     with pytest.raises(JIDError) as info:

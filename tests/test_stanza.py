@@ -40,7 +40,8 @@ def parse_all(engine: types.ModuleType, data: bytes, ns: str = NS_CLIENT) -> lis
     """The top-level elements the engine reads from ``data`` inside a stream."""
     p = engine.StreamParser()
     p.feed(Info(xmlns=ns).header_bytes())
-    return p.feed(data)
+    events: list[Any] = p.feed(data)
+    return events
 
 
 def through_stream(engine: types.ModuleType, tokens: Any, ns: str = NS_CLIENT) -> Any:
@@ -107,7 +108,7 @@ def test_conditions_of_rfc6120() -> None:
     ]
     assert [t.value for t in ErrorType] == ["auth", "cancel", "continue", "modify", "wait"]
     assert [t.value for t in MessageType] == ["normal", "chat", "error", "groupchat", "headline"]
-    assert PresenceType.AVAILABLE == "" and len(PresenceType) == 8
+    assert PresenceType.AVAILABLE.value == "" and len(PresenceType) == 8
     assert [t.value for t in IQType] == ["get", "set", "result", "error"]
     assert str(IQType.GET) == "get" and str(Condition.GONE) == "gone"
 
@@ -323,7 +324,8 @@ def test_unknown_children_are_kept(engine: types.ModuleType) -> None:
         engine.Name("urn:example:unknown", "x"),
         engine.Name(NS_CLIENT, "thread"),
     ]
-    assert m.payload[1].get("a") == "1" and m.payload[1].find("y").text == "deep"
+    deep = m.payload[1].find("y")
+    assert m.payload[1].get("a") == "1" and deep is not None and deep.text == "deep"
     # Re-wrapping the kept payload gives the same element back.
     rewrapped = through_stream(
         xmlstream, m.wrap(_native_tokens(t for c in m.payload for t in c))
