@@ -466,7 +466,9 @@ class _Base:
         """
         name = self._NAMES.get(ns)
         if name is None:
-            name = self._NAMES[ns] = _Name(ns, self._LOCAL)
+            name = _Name(ns, self._LOCAL)
+            if len(self._NAMES) < 16:  # a few stream namespaces, bounded
+                self._NAMES[ns] = name
         attrs = []
         if self.to is not None:
             attrs.append(_Attr(_TO, str(self.to)))
