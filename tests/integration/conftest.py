@@ -62,6 +62,7 @@ def _start(kind: str, pki: servers.Pki, **kwargs: object) -> servers.XMPPServer:
 @pytest.fixture(scope="session")
 def pki() -> Iterator[servers.Pki]:
     """The test PKI: a trusted CA, server certificates, an untrusted CA, a wrong-host certificate."""
+    servers.sweep_stale_directories()
     p = servers.Pki()
     yield p
     p.cleanup()

@@ -9,7 +9,8 @@ work before the session layer does.
 
 The public names are :class:`Pki`, :class:`CertPair`, :class:`XMPPServer`,
 :class:`ProsodyServer`, :class:`EjabberdServer`, :class:`ServerNotInstalled`,
-:class:`ServerStartError`, :func:`free_ports` and :func:`stop_all`.
+:class:`ServerStartError`, :func:`free_ports`, :func:`stop_all`,
+:func:`sweep_stale_directories` and :func:`websocket_key`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import base64
 import dataclasses
 import datetime
 import glob
+import hashlib
 import http.client
 import ipaddress
 import json
@@ -52,6 +54,8 @@ __all__ = [
     "XMPPServer",
     "free_ports",
     "stop_all",
+    "sweep_stale_directories",
+    "websocket_key",
 ]
 
 #: The XMPP domain every test server serves.
@@ -128,6 +132,8 @@ class Pki:
         self._own_dir = directory is None
         self.directory = Path(tempfile.mkdtemp(prefix="xmpp-pki-") if directory is None else directory)
         self.directory.mkdir(parents=True, exist_ok=True)
+        if self._own_dir:
+            _mark_owned(self.directory)
         os.chmod(self.directory, 0o755)
         self._ca_key, self._ca_cert = self._make_ca("xmpp test CA")
         self.ca_file = self._write_cert("ca.pem", [self._ca_cert])
@@ -163,7 +169,10 @@ class Pki:
         The files are written as ``<stem>.pem``, ``<stem>.key``,
         ``<stem>-chain.pem`` and ``<stem>-combined.pem`` in the PKI directory.
         """
-        ca_key, ca_cert = (self._ca_key, self._ca_cert) if trusted else (self._untrusted_key, self._untrusted_cert)
+        if trusted:
+            ca_key, ca_cert = self._ca_key, self._ca_cert
+        else:
+            ca_key, ca_cert = self._untrusted_key, self._untrusted_cert
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         now = datetime.datetime.now(datetime.timezone.utc)
         sans: list[x509.GeneralName] = [x509.DNSName(n) for n in names]
@@ -392,6 +401,45 @@ def _tail(path: Path, lines: int = 40) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
+_OWNER_FILE = ".xmpp-test-owner"
+
+
+def _process_start_time(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read().decode("ascii", "replace")
+    except OSError:
+        return None
+    return int(stat[stat.rfind(")") + 2 :].split()[19])
+
+
+def _mark_owned(directory: Path) -> None:
+    """Record in ``directory`` which process (pid and start time) made it."""
+    pid = os.getpid()
+    (directory / _OWNER_FILE).write_text(f"{pid} {_process_start_time(pid)}\n")
+
+
+def sweep_stale_directories() -> list[Path]:
+    """Remove temporary directories of ours whose owning process is gone; return them.
+
+    A test process killed outright (SIGKILL) cannot clean up; its servers die
+    with it (parent-death signal) but their directories stay. Only
+    directories carrying our owner file are considered, and only when the
+    process named there no longer exists, so concurrent test runs are safe.
+    """
+    removed = []
+    for path in glob.glob(os.path.join(tempfile.gettempdir(), "xmpp-*-*")):
+        owner = Path(path) / _OWNER_FILE
+        try:
+            pid_text, start_text = owner.read_text().split()
+        except (OSError, ValueError):
+            continue
+        if str(_process_start_time(int(pid_text))) != start_text:
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(Path(path))
+    return removed
+
+
 _running: set[XMPPServer] = set()
 _running_lock = threading.Lock()
 
@@ -533,7 +581,7 @@ class XMPPServer:
         self._terminate(keep=self._keep_directory)
 
     def register(self, user: str, password: str) -> None:
-        """Create the account ``user`` with ``password`` on the running server and remember it in ``users``."""
+        """Create the account ``user`` with ``password`` on the running server; record it in ``users``."""
         self._register(user, password)
         self.users[user] = password
 
@@ -631,6 +679,7 @@ class XMPPServer:
             shutil.rmtree(self.directory, ignore_errors=True)
         self.directory = Path(tempfile.mkdtemp(prefix=f"xmpp-{self.name}-"))
         os.chmod(self.directory, 0o700)
+        _mark_owned(self.directory)
         (self.directory / "certs").mkdir()
         for src, dst in (
             (self.pki.server.chain_file, "server-chain.pem"),
@@ -692,7 +741,8 @@ class XMPPServer:
                 )
             if time.monotonic() > deadline:
                 raise ServerStartError(
-                    f"{self.name} did not accept on ports {pending} within {START_TIMEOUT:.0f} s\n{self.log_tail()}"
+                    f"{self.name} did not accept on ports {pending} within {START_TIMEOUT:.0f} s\n"
+                    + self.log_tail()
                 )
             pending = [p for p in pending if not _port_open(self.host, p)]
             if pending:
@@ -869,14 +919,18 @@ Component {_lua(self.muc_domain)} "muc"
             raise ServerStartError(f"prosodyctl register failed: {'; '.join(failures)}\n{self.log_tail()}")
 
     def _register(self, user: str, password: str) -> None:
-        res = self._run_tool(["prosodyctl", "--config", str(self.config_path), "register", user, self.domain, password])
+        res = self._run_tool(
+            ["prosodyctl", "--config", str(self.config_path), "register", user, self.domain, password]
+        )
         if res.returncode != 0:
-            raise RuntimeError(f"prosodyctl register {user} failed: {res.stdout.decode(errors='replace').strip()}")
+            out = res.stdout.decode(errors="replace").strip()
+            raise RuntimeError(f"prosodyctl register {user} failed: {out}")
 
 
 def _ejabberd_lib_dir() -> str | None:
     """The directory whose ``ejabberd-*`` subdirectory holds ejabberd's ebin (ERL_LIBS)."""
-    for pattern in ("/usr/lib/*/ejabberd-*/ebin", "/usr/lib/ejabberd-*/ebin", "/usr/lib/erlang/lib/ejabberd-*/ebin"):
+    patterns = ("/usr/lib/*/ejabberd-*/ebin", "/usr/lib/ejabberd-*/ebin", "/usr/lib/erlang/lib/ejabberd-*/ebin")
+    for pattern in patterns:
         hits = sorted(glob.glob(pattern))
         if hits:
             return str(Path(hits[-1]).parent.parent)
@@ -891,14 +945,16 @@ class EjabberdServer(XMPPServer):
     distribution on a fixed loopback port without epmd (``-erl_epmd_port``,
     ``-start_epmd false``). Configuration: ``starttls_required``, a direct
     TLS listener, plain password storage (PLAIN and SCRAM-SHA-1/256/512 all
-    offered; DIGEST-MD5 and X-OAUTH2 disabled), shapers off, ``max_fsm_queue`` raised to 1,000,000, no MAM, no
-    offline storage, no s2s, stream management, MUC, WebSocket at ``/ws``,
-    BOSH at ``/bosh`` and the HTTP API at ``/api`` (loopback only; used to
-    register users). The component listener serves ``component.localhost``
-    and ``balanced.localhost`` with ``global_routes: false``;
-    ``balanced.localhost`` is spread over every connection registered for
-    it with ``domain_balancing`` (type given by ``balancing``, default
-    ``random``).
+    offered; DIGEST-MD5 and X-OAUTH2 disabled), shapers off,
+    ``max_fsm_queue`` raised to 1,000,000, no MAM, no offline storage, no
+    s2s, stream management, MUC, WebSocket at ``/ws``, BOSH at ``/bosh`` and
+    the HTTP API at ``/api`` (loopback only; used to register users). The
+    component listener serves ``component.localhost`` and
+    ``balanced.localhost`` with ``global_routes: false``;
+    ``balanced.localhost`` is spread over ``balanced_components``
+    connections by ``domain_balancing`` (type ``balancing``, default
+    ``random``). ``ctl()`` runs ejabberdctl commands, ``api()`` calls the
+    HTTP API.
     """
 
     name = "ejabberd"
@@ -940,7 +996,9 @@ class EjabberdServer(XMPPServer):
     def _check_installed(self) -> None:
         super()._check_installed()
         if _ejabberd_lib_dir() is None:
-            raise ServerNotInstalled("ejabberd: no ejabberd-*/ebin under /usr/lib; install the Debian package ejabberd")
+            raise ServerNotInstalled(
+                "ejabberd: no ejabberd-*/ebin under /usr/lib; install the Debian package ejabberd"
+            )
 
     @property
     def config_path(self) -> Path:
@@ -1156,8 +1214,7 @@ modules:
 
 def websocket_key() -> tuple[str, str]:
     """Return a random ``Sec-WebSocket-Key`` and the ``Sec-WebSocket-Accept`` a server must answer."""
-    import hashlib
-
     key = base64.b64encode(secrets.token_bytes(16)).decode()
-    accept = base64.b64encode(hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()).decode()
+    digest = hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()
+    accept = base64.b64encode(digest).decode()
     return key, accept

@@ -12,9 +12,11 @@ import base64
 import hashlib
 import os
 import secrets
+import shutil
 import ssl
 import sys
 import time
+import typing
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -48,14 +50,15 @@ class XmlStream:
         self._restart_parser()
 
     def _restart_parser(self) -> None:
-        self._parser = ET.XMLPullParser(events=("start", "end"))
+        self._parser = ET.XMLPullParser(events=("start", "end"))  # type: ignore[var-annotated]
         self._depth = 0
         self._ready: list[tuple[str, ET.Element]] = []
 
     @classmethod
     async def connect(cls, host: str, port: int, **kwargs: object) -> XmlStream:
         """Open a TCP (or, with ``ssl=``, TLS) connection."""
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port, **kwargs), TIMEOUT)  # type: ignore[arg-type]
+        connecting = asyncio.open_connection(host, port, **kwargs)  # type: ignore[arg-type]
+        reader, writer = await asyncio.wait_for(connecting, TIMEOUT)
         return cls(reader, writer)
 
     async def send(self, text: str) -> None:
@@ -73,7 +76,8 @@ class XmlStream:
             if not data:
                 raise ConnectionError("the server closed the connection")
             self._parser.feed(data)
-            for event, elem in self._parser.read_events():
+            for pair in self._parser.read_events():
+                event, elem = typing.cast("tuple[str, ET.Element]", pair)
                 if event == "start":
                     self._depth += 1
                     if self._depth == 1:
@@ -135,6 +139,11 @@ def mechanisms(features: ET.Element) -> set[str]:
     return set() if mechs is None else {m.text or "" for m in mechs.findall(q(SASL_NS, "mechanism"))}
 
 
+def without_plus(mechs: set[str]) -> set[str]:
+    """The mechanisms that are not channel-binding (-PLUS) variants."""
+    return {m for m in mechs if not m.endswith("-PLUS")}
+
+
 async def secure_client(server: servers.XMPPServer, pki: servers.Pki) -> tuple[XmlStream, ET.Element]:
     """Connect to the c2s port, do STARTTLS and return the stream with the post-TLS features."""
     xs = await XmlStream.connect(server.host, server.c2s_port)
@@ -184,7 +193,7 @@ def memory_handshake(server_ctx: ssl.SSLContext, client_ctx: ssl.SSLContext, hos
     raise AssertionError("handshake did not finish")
 
 
-@pytest.mark.parametrize("name", ["localhost", "component.localhost", "balanced.localhost", "conference.localhost", "127.0.0.1", "::1"])
+@pytest.mark.parametrize("name", [*servers.SERVER_DNS_NAMES, *servers.SERVER_IPS])
 def test_pki_server_certificate_names(pki: servers.Pki, name: str) -> None:
     """The server certificate verifies, strictly, for each name and address it is meant for."""
     ctx = pki.client_context()
@@ -219,7 +228,9 @@ def test_pki_wrong_host(pki: servers.Pki) -> None:
 # c2s
 
 
-async def test_starttls_required_then_sasl_mechanisms(xmpp_server: servers.XMPPServer, pki: servers.Pki) -> None:
+async def test_starttls_required_then_sasl_mechanisms(
+    xmpp_server: servers.XMPPServer, pki: servers.Pki
+) -> None:
     """STARTTLS is offered as required; after it, the expected SASL mechanisms are offered."""
     xs = await XmlStream.connect(xmpp_server.host, xmpp_server.c2s_port)
     try:
@@ -240,8 +251,7 @@ async def test_starttls_required_then_sasl_mechanisms(xmpp_server: servers.XMPPS
         features = await xs.element()
         assert features.find(q(TLS_NS, "starttls")) is None
         offered = mechanisms(features)
-        plain = {m for m in offered if not m.endswith("-PLUS")}
-        assert plain == set(xmpp_server.sasl_mechanisms), offered
+        assert without_plus(offered) == xmpp_server.sasl_mechanisms, offered
     finally:
         await xs.close()
 
@@ -314,7 +324,7 @@ async def test_direct_tls_with_alpn(xmpp_server: servers.XMPPServer, pki: server
         await xs.open()
         features = await xs.element()
         assert features.find(q(TLS_NS, "starttls")) is None
-        assert {m for m in mechanisms(features) if not m.endswith("-PLUS")} == set(xmpp_server.sasl_mechanisms)
+        assert without_plus(mechanisms(features)) == xmpp_server.sasl_mechanisms
     finally:
         await xs.close()
 
@@ -323,7 +333,9 @@ async def test_untrusted_ca_is_refused(xmpp_server: servers.XMPPServer, pki: ser
     """A client that trusts only the other CA fails the handshake with a verification error."""
     ctx = pki.client_context(ca_file=pki.untrusted_ca_file)
     with pytest.raises(ssl.SSLCertVerificationError):
-        await XmlStream.connect(xmpp_server.host, xmpp_server.direct_tls_port, ssl=ctx, server_hostname="localhost")
+        await XmlStream.connect(
+            xmpp_server.host, xmpp_server.direct_tls_port, ssl=ctx, server_hostname="localhost"
+        )
 
 
 # ---------------------------------------------------------------------------
@@ -361,7 +373,8 @@ async def test_component_handshake(xmpp_server: servers.XMPPServer, which: str) 
 
 async def test_component_wrong_secret(xmpp_server: servers.XMPPServer) -> None:
     """A wrong secret ends in a not-authorized stream error."""
-    xs, answer = await component(xmpp_server, xmpp_server.component_domain, "wrong" + xmpp_server.component_secret)
+    wrong = "wrong" + xmpp_server.component_secret
+    xs, answer = await component(xmpp_server, xmpp_server.component_domain, wrong)
     try:
         assert answer.tag == q(STREAM_NS, "error"), ET.tostring(answer)
         assert answer.find("{urn:ietf:params:xml:ns:xmpp-streams}not-authorized") is not None
@@ -475,7 +488,7 @@ async def test_websocket_upgrade(xmpp_server: servers.XMPPServer) -> None:
         features = ET.fromstring(await ws_read_frame(reader))
         assert features.tag == q(STREAM_NS, "features")
         # Loopback http counts as secure: authentication is offered at once.
-        assert {m for m in mechanisms(features) if not m.endswith("-PLUS")} == set(xmpp_server.sasl_mechanisms)
+        assert without_plus(mechanisms(features)) == xmpp_server.sasl_mechanisms
     finally:
         writer.close()
 
@@ -506,23 +519,43 @@ def test_stop_leaves_nothing_running(server_factory: object, kind: str) -> None:
     server.stop()  # a second stop does nothing
 
 
-def test_missing_program_is_reported() -> None:
-    """A server whose program is absent raises ServerNotInstalled before doing anything."""
+def test_missing_program_is_reported(pki: servers.Pki) -> None:
+    """A server whose program is absent raises ServerNotInstalled before starting anything."""
 
     class Missing(servers.ProsodyServer):
         def _programs(self) -> list[str]:
             return ["xmpp-no-such-server-program"]
 
-    server = Missing()
-    try:
-        with pytest.raises(servers.ServerNotInstalled, match="xmpp-no-such-server-program"):
-            server.start()
-        assert server.pid == 0
-    finally:
-        server.stop()
-        server.pki.cleanup()
+    server = Missing(pki)
+    with pytest.raises(servers.ServerNotInstalled, match="xmpp-no-such-server-program"):
+        server.start()
+    assert server.pid == 0 and not server.running
+    server.stop()
 
 
 def test_marked_integration(request: pytest.FixtureRequest) -> None:
     """Tests in this directory carry the integration marker."""
     assert request.node.get_closest_marker("integration") is not None
+
+
+def test_sweep_removes_only_orphaned_directories() -> None:
+    """Directories whose owning process is gone are swept; live owners' and foreign ones stay."""
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    base = Path(tempfile.gettempdir())
+    orphan = Path(tempfile.mkdtemp(prefix="xmpp-sweeptest-", dir=base))
+    live = Path(tempfile.mkdtemp(prefix="xmpp-sweeptest-", dir=base))
+    foreign = Path(tempfile.mkdtemp(prefix="xmpp-sweeptest-", dir=base))
+    try:
+        (orphan / servers._OWNER_FILE).write_text(f"{dead.pid} 1\n")
+        servers._mark_owned(live)
+        removed = servers.sweep_stale_directories()
+        assert orphan in removed and not orphan.exists()
+        assert live.is_dir() and foreign.is_dir()
+    finally:
+        for d in (orphan, live, foreign):
+            shutil.rmtree(d, ignore_errors=True)
