@@ -22,11 +22,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
 from . import servers
 
+S = TypeVar("S", bound=servers.XMPPServer)
 _HERE = Path(__file__).resolve().parent
 _KINDS: dict[str, type[servers.XMPPServer]] = {
     "prosody": servers.ProsodyServer,
@@ -50,12 +52,12 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_line(f"integration servers started: {text}")
 
 
-def _start(kind: str, pki: servers.Pki, **kwargs: object) -> servers.XMPPServer:
-    server = _KINDS[kind](pki, **kwargs)  # type: ignore[arg-type]
+def _start(cls: type[S], pki: servers.Pki, **kwargs: object) -> S:
+    server = cls(pki, **kwargs)  # type: ignore[arg-type]
     try:
         server.start()
     except servers.ServerNotInstalled as exc:
-        pytest.fail(f"{kind} is required for the integration tests: {exc}", pytrace=False)
+        pytest.fail(f"{cls.name} is required for the integration tests: {exc}", pytrace=False)
     return server
 
 
@@ -69,18 +71,18 @@ def pki() -> Iterator[servers.Pki]:
 
 
 @pytest.fixture(scope="session")
-def prosody(pki: servers.Pki) -> Iterator[servers.XMPPServer]:
+def prosody(pki: servers.Pki) -> Iterator[servers.ProsodyServer]:
     """A Prosody instance shared by the whole test session."""
-    server = _start("prosody", pki)
+    server = _start(servers.ProsodyServer, pki)
     _START_TIMES["prosody"] = server.start_seconds
     yield server
     server.stop()
 
 
 @pytest.fixture(scope="session")
-def ejabberd(pki: servers.Pki) -> Iterator[servers.XMPPServer]:
+def ejabberd(pki: servers.Pki) -> Iterator[servers.EjabberdServer]:
     """An ejabberd node shared by the whole test session."""
-    server = _start("ejabberd", pki)
+    server = _start(servers.EjabberdServer, pki)
     _START_TIMES["ejabberd"] = server.start_seconds
     yield server
     server.stop()
@@ -99,7 +101,7 @@ def server_factory(pki: servers.Pki) -> Iterator[Callable[..., servers.XMPPServe
     started: list[servers.XMPPServer] = []
 
     def factory(kind: str, **kwargs: object) -> servers.XMPPServer:
-        server = _start(kind, pki, **kwargs)
+        server = _start(_KINDS[kind], pki, **kwargs)
         started.append(server)
         return server
 

@@ -470,7 +470,7 @@ class XMPPServer:
     (``localhost``), ``c2s_port`` (STARTTLS required), ``direct_tls_port``
     (XEP-0368), ``component_port``, ``component_domain``,
     ``balanced_domain``, ``component_secret``, ``http_port``, ``ws_url``,
-    ``bosh_url``, ``muc_domain``, ``users`` (name to password), ``ca_file``,
+    ``https_port``, ``wss_url``, ``bosh_url``, ``muc_domain``, ``users`` (name to password), ``ca_file``,
     ``pid``, ``log_path`` and ``directory``. ``stop()`` ends the process by
     its pid and checks that nothing of it is left.
     """
@@ -508,6 +508,7 @@ class XMPPServer:
         self.direct_tls_port = 0
         self.component_port = 0
         self.http_port = 0
+        self.https_port = 0
         self.pid = 0
         self.start_seconds = 0.0
         if keep_directory is None:
@@ -526,6 +527,11 @@ class XMPPServer:
     def ws_url(self) -> str:
         """The plain-HTTP WebSocket endpoint (RFC 7395) on loopback."""
         return f"ws://{self.host}:{self.http_port}{self._ws_path}"
+
+    @property
+    def wss_url(self) -> str:
+        """The HTTPS WebSocket endpoint (certificate for ``localhost``: dial with that host name)."""
+        return f"wss://localhost:{self.https_port}{self._ws_path}"
 
     @property
     def bosh_url(self) -> str:
@@ -610,7 +616,7 @@ class XMPPServer:
         """Show the kind, pid and ports."""
         return (
             f"<{type(self).__name__} pid={self.pid} c2s={self.c2s_port} tls={self.direct_tls_port} "
-            f"component={self.component_port} http={self.http_port}>"
+            f"component={self.component_port} http={self.http_port} https={self.https_port}>"
         )
 
     # -- for subclasses ------------------------------------------------
@@ -689,9 +695,9 @@ class XMPPServer:
         ):
             shutil.copyfile(src, self.directory / "certs" / dst)
             os.chmod(self.directory / "certs" / dst, 0o600)
-        ports = free_ports(4 + self._extra_ports)
-        self.c2s_port, self.direct_tls_port, self.component_port, self.http_port = ports[:4]
-        self._write_config(ports[4:])
+        ports = free_ports(5 + self._extra_ports)
+        self.c2s_port, self.direct_tls_port, self.component_port, self.http_port, self.https_port = ports[:5]
+        self._write_config(ports[5:])
         if self._as_service_user():
             uid, gid = self._service_ids()
             for root, dirs, files in os.walk(self.directory):
@@ -731,8 +737,7 @@ class XMPPServer:
             _running.add(self)
 
     def _wait_ready(self, deadline: float) -> None:
-        ports = [self.c2s_port, self.direct_tls_port, self.component_port, self.http_port]
-        pending = list(ports)
+        pending = [self.c2s_port, self.direct_tls_port, self.component_port, self.http_port, self.https_port]
         while pending:
             assert self._proc is not None
             if self._proc.poll() is not None:
@@ -859,8 +864,9 @@ component_ports = {{ {self.component_port} }}
 component_interfaces = {{ "127.0.0.1" }}
 http_ports = {{ {self.http_port} }}
 http_interfaces = {{ "127.0.0.1" }}
-https_ports = {{ }}
-https_interfaces = {{ }}
+https_ports = {{ {self.https_port} }}
+https_interfaces = {{ "127.0.0.1" }}
+https_ssl = {{ certificate = {_lua(cert)}, key = {_lua(key)} }}
 http_default_host = {_lua(self.domain)}
 c2s_require_encryption = true
 allow_unencrypted_plain_auth = false
@@ -1068,6 +1074,14 @@ listen:
       /ws: ejabberd_http_ws
       /bosh: mod_bosh
       /api: mod_http_api
+  -
+    port: {self.https_port}
+    ip: "127.0.0.1"
+    module: ejabberd_http
+    tls: true
+    request_handlers:
+      /ws: ejabberd_http_ws
+      /bosh: mod_bosh
 domain_balancing:
   {self.balanced_domain}:
     type: {self.balancing}

@@ -18,6 +18,7 @@ import sys
 import time
 import typing
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 
 import pytest
 
@@ -397,7 +398,36 @@ async def bound_client(server: servers.XMPPServer, pki: servers.Pki, user: str) 
     return xs, jid
 
 
-async def test_ejabberd_balances_component_domain(ejabberd: servers.XMPPServer, pki: servers.Pki) -> None:
+async def test_stream_management_bind_and_ping(xmpp_server: servers.XMPPServer, pki: servers.Pki) -> None:
+    """After authentication XEP-0198 is offered, bind works and the server answers a ping."""
+    xs, _ = await secure_client(xmpp_server, pki)
+    try:
+        result = await plain_auth(xs, "bob", xmpp_server.users["bob"])
+        assert result.tag == q(SASL_NS, "success"), ET.tostring(result)
+        await xs.open()
+        features = await xs.element()
+        assert features.find("{urn:xmpp:sm:3}sm") is not None, ET.tostring(features)
+        await xs.send(f"<iq type='set' id='b1'><bind xmlns='{BIND_NS}'>"
+            "<resource>smoke</resource></bind></iq>")
+        reply = await xs.element()
+        jid = reply.findtext(f"{q(BIND_NS, 'bind')}/{q(BIND_NS, 'jid')}")
+        assert jid is not None and jid.startswith("bob@localhost/"), ET.tostring(reply)
+        await xs.send("<iq type='get' id='p1' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+        pong = await xs.element()
+        assert pong.tag == "{jabber:client}iq" and pong.get("id") == "p1", ET.tostring(pong)
+        assert pong.get("type") == "result", ET.tostring(pong)
+    finally:
+        await xs.close()
+
+
+def test_ejabberd_ctl(ejabberd: servers.EjabberdServer) -> None:
+    """ejabberdctl commands reach the node over its loopback distribution port."""
+    status, output = ejabberd.ctl("registered_users", "localhost")
+    assert status == 0, output
+    assert {"alice", "bob", "carol"} <= set(output.split())
+
+
+async def test_ejabberd_balances_component_domain(ejabberd: servers.EjabberdServer, pki: servers.Pki) -> None:
     """Two connections for balanced.localhost share the messages sent to it: none lost, none twice."""
     count = 60
     domain = ejabberd.balanced_domain
@@ -460,17 +490,22 @@ async def ws_read_frame(reader: asyncio.StreamReader) -> str:
     return (await asyncio.wait_for(reader.readexactly(n), TIMEOUT)).decode()
 
 
-async def test_websocket_upgrade(xmpp_server: servers.XMPPServer) -> None:
-    """The HTTP port upgrades to WebSocket with subprotocol xmpp and answers an RFC 7395 open."""
-    path = xmpp_server.ws_url.split(str(xmpp_server.http_port), 1)[1]
+@pytest.mark.parametrize("secure", [False, True], ids=["ws", "wss"])
+async def test_websocket_upgrade(xmpp_server: servers.XMPPServer, pki: servers.Pki, secure: bool) -> None:
+    """The HTTP(S) port upgrades to WebSocket with subprotocol xmpp and answers an RFC 7395 open."""
+    url = xmpp_server.wss_url if secure else xmpp_server.ws_url
+    port = xmpp_server.https_port if secure else xmpp_server.http_port
+    assert url.startswith("wss://" if secure else "ws://")
+    path = url.split(f":{port}", 1)[1]
     key, accept = servers.websocket_key()
+    tls = {"ssl": pki.client_context(), "server_hostname": "localhost"} if secure else {}
     reader, writer = await asyncio.wait_for(
-        asyncio.open_connection(xmpp_server.host, xmpp_server.http_port), TIMEOUT
+        asyncio.open_connection(xmpp_server.host, port, **tls), TIMEOUT  # type: ignore[arg-type]
     )
     try:
         writer.write(
             (
-                f"GET {path} HTTP/1.1\r\nHost: localhost:{xmpp_server.http_port}\r\n"
+                f"GET {path} HTTP/1.1\r\nHost: localhost:{port}\r\n"
                 "Upgrade: websocket\r\nConnection: Upgrade\r\n"
                 f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
                 "Sec-WebSocket-Protocol: xmpp\r\nOrigin: http://localhost\r\n\r\n"
@@ -498,13 +533,13 @@ async def test_websocket_upgrade(xmpp_server: servers.XMPPServer) -> None:
 
 
 @pytest.mark.parametrize("kind", ["prosody", "ejabberd"])
-def test_stop_leaves_nothing_running(server_factory: object, kind: str) -> None:
+def test_stop_leaves_nothing_running(server_factory: Callable[..., servers.XMPPServer], kind: str) -> None:
     """After stop, the server's pid and every process it started are gone and its ports are closed."""
-    server = server_factory(kind, users={"dave": "davepass"}, keep_directory=False)  # type: ignore[operator]
+    server = server_factory(kind, users={"dave": "davepass"}, keep_directory=False)
     assert server.running and server.pid
     assert servers._pid_alive(server.pid)
     tree = servers._descendants(server.pid)
-    ports = [server.c2s_port, server.direct_tls_port, server.component_port, server.http_port]
+    ports = [server.c2s_port, server.direct_tls_port, server.component_port, server.http_port, server.https_port]
     directory = server.directory
     assert directory.is_dir() and server.log_path.is_file()
     server.stop()
