@@ -159,7 +159,7 @@ class DialError(OSError):
         self.errors: tuple[tuple[Target | str, BaseException], ...] = tuple(errors)
         lines = [message]
         for where, exc in self.errors:
-            detail = str(exc) or type(exc).__name__
+            detail = (str(exc) or type(exc).__name__).replace("\n", "\n  ")
             lines.append(f"  {where}: {type(exc).__name__}: {detail}")
         super().__init__("\n".join(lines))
 
@@ -282,6 +282,20 @@ def _resolver(resolver: dns.asyncresolver.Resolver | None) -> dns.asyncresolver.
     return resolver if resolver is not None else dns.asyncresolver.get_default_resolver()
 
 
+async def _resolve(
+    resolver: dns.asyncresolver.Resolver,
+    name: dns.name.Name,
+    rdtype: dns.rdatatype.RdataType,
+    lifetime: float,
+) -> dns.resolver.Answer:
+    # dnspython may pass its lifetime by a back-off pause; hold it to it.
+    try:
+        return await asyncio.wait_for(resolver.resolve(name, rdtype, lifetime=lifetime), lifetime)
+    except asyncio.TimeoutError:
+        what = f"{name.to_text(omit_final_dot=True)} {dns.rdatatype.to_text(rdtype)}"
+        raise TimeoutError(f"no DNS answer for {what} in {lifetime:.3g} s") from None
+
+
 @dataclasses.dataclass
 class _SRVAnswer:
     """What one SRV query said."""
@@ -302,10 +316,10 @@ async def _query_srv(
 ) -> _SRVAnswer:
     result = _SRVAnswer(name.to_text(omit_final_dot=True))
     try:
-        answer = await resolver.resolve(name, dns.rdatatype.SRV, lifetime=lifetime)
+        answer = await _resolve(resolver, name, dns.rdatatype.SRV, lifetime)
     except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
         return result
-    except dns.exception.DNSException as exc:
+    except (dns.exception.DNSException, TimeoutError) as exc:
         result.error = exc
         return result
     records = list(answer)
@@ -428,7 +442,7 @@ async def _query_addresses(
     lifetime: float,
 ) -> list[str]:
     try:
-        answer = await resolver.resolve(name, rdtype, lifetime=lifetime)
+        answer = await _resolve(resolver, name, rdtype, lifetime)
     except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
         return []
     seen: list[str] = []
@@ -621,7 +635,9 @@ async def dial(
     (``target.direct_tls``) or STARTTLS is to be negotiated.
 
     Everything, DNS included, is bounded by ``timeout`` seconds
-    (:class:`DialTimeoutError`).  When no target can be reached,
+    (:class:`DialTimeoutError`); each DNS query may take a third of it, at
+    most 10 seconds, so a DNS server that does not answer shows up as DNS
+    timeouts in a :class:`DialError` while there is time left.  When no target can be reached,
     :class:`DialError` lists each target and its error; DNS errors met on the
     way are listed too.  A bad ``service`` or domain raises
     :class:`ValueError`.
@@ -631,7 +647,10 @@ async def dial(
         raise ValueError("direct_tls with an explicit host needs an explicit port")
     errors: list[tuple[Target | str, BaseException]] = []
     stage = [f"looking up {domain}"]
-    dns_timeout = min(timeout, _DNS_LIFETIME)
+    # A third of the budget per DNS stage (SRV, then addresses), so that a
+    # server that never answers ends in a DialError naming the queries, with
+    # time left to say so, rather than in a bare timeout.
+    dns_timeout = min(timeout / 3, _DNS_LIFETIME)
 
     async def run() -> tuple[asyncio.Transport, _P, Target]:
         if host is not None or port is not None:
