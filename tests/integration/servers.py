@@ -935,7 +935,11 @@ Component {_lua(self.muc_domain)} "muc"
 
 def _ejabberd_lib_dir() -> str | None:
     """The directory whose ``ejabberd-*`` subdirectory holds ejabberd's ebin (ERL_LIBS)."""
-    patterns = ("/usr/lib/*/ejabberd-*/ebin", "/usr/lib/ejabberd-*/ebin", "/usr/lib/erlang/lib/ejabberd-*/ebin")
+    patterns = (
+        "/usr/lib/*/ejabberd-*/ebin",  # Debian, Ubuntu
+        "/usr/lib/ejabberd-*/ebin",
+        "/usr/lib/erlang/lib/ejabberd-*/ebin",
+    )
     for pattern in patterns:
         hits = sorted(glob.glob(pattern))
         if hits:

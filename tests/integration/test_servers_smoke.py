@@ -539,7 +539,8 @@ def test_stop_leaves_nothing_running(server_factory: Callable[..., servers.XMPPS
     assert server.running and server.pid
     assert servers._pid_alive(server.pid)
     tree = servers._descendants(server.pid)
-    ports = [server.c2s_port, server.direct_tls_port, server.component_port, server.http_port, server.https_port]
+    ports = [server.c2s_port, server.direct_tls_port, server.component_port]
+    ports += [server.http_port, server.https_port]
     directory = server.directory
     assert directory.is_dir() and server.log_path.is_file()
     server.stop()
