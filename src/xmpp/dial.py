@@ -629,18 +629,20 @@ async def dial(
     sent as SNI, whatever host the target names.  Turning verification off
     is up to the caller, with a context of their own.
 
-    ``protocol_factory`` makes the :class:`asyncio.Protocol` of the
-    connection, as in :meth:`asyncio.loop.create_connection`.  The returned
+    ``resolver`` and ``rng`` are passed on to :func:`lookup` (and the
+    resolver to :func:`resolve_host`).  ``protocol_factory`` makes the
+    :class:`asyncio.Protocol` of the connection, as in
+    :meth:`asyncio.loop.create_connection`.  The returned
     :class:`Target` tells the caller whether TLS is already on
     (``target.direct_tls``) or STARTTLS is to be negotiated.
 
     Everything, DNS included, is bounded by ``timeout`` seconds
     (:class:`DialTimeoutError`); each DNS query may take a third of it, at
     most 10 seconds, so a DNS server that does not answer shows up as DNS
-    timeouts in a :class:`DialError` while there is time left.  When no target can be reached,
-    :class:`DialError` lists each target and its error; DNS errors met on the
-    way are listed too.  A bad ``service`` or domain raises
-    :class:`ValueError`.
+    timeouts in a :class:`DialError` while there is time left.  When no
+    target can be reached, :class:`DialError` lists each target and its
+    error; DNS errors met on the way are listed too.  A bad ``service`` or
+    domain raises :class:`ValueError`.
     """
     _check_service(service)
     if direct_tls and port is None and host is not None:
@@ -654,9 +656,10 @@ async def dial(
 
     async def run() -> tuple[asyncio.Transport, _P, Target]:
         if host is not None or port is not None:
+            name = host if host is not None else domain.rstrip(".")
             targets = [
                 Target(
-                    host if host is not None else domain.rstrip("."),
+                    _ip_literal(name) or name,
                     port if port is not None else DEFAULT_PORTS[service],
                     bool(direct_tls),
                 )
