@@ -768,9 +768,10 @@ async def test_ipv4_hangs_ipv6_wins(dns_server: DNSServer) -> None:
 
 
 async def test_happy_eyeballs_losers_are_closed() -> None:
-    # With no delay, three attempts start at once and all three connect: one
-    # wins and the other two must be closed (the module's leak check fails the
-    # test otherwise).
+    # With no delay, each further attempt starts while the ones before are in
+    # flight; whichever connects first wins, and every other attempt must be
+    # cancelled or, if it connected too, closed (the module's leak check fails
+    # the test otherwise).
     live = Listener("127.0.0.1")
     try:
         winner = await xdial._happy_eyeballs(["127.0.0.1"] * 3, live.port, 0)
