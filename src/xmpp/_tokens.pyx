@@ -31,6 +31,8 @@ from xmpp.stream import Condition, StreamError
 
 cdef extern from "Python.h":
     const char* PyUnicode_AsUTF8AndSize(object u, Py_ssize_t* size) except NULL
+    object PyUnicode_New(Py_ssize_t size, Py_UCS4 maxchar)
+    void* PyUnicode_DATA(object u)
 
 cdef extern from "_expat_capi.h":
     ctypedef void* XML_Parser "XMPP_XML_Parser"
@@ -378,17 +380,17 @@ cdef inline int buf_str(Buf* b, str s) except -1:
     return buf_put(b, p, n)
 
 
-cdef inline uint32_t get_u32(const char* p):
+cdef inline uint32_t get_u32(const char* p) noexcept:
     cdef uint32_t v
     memcpy(&v, p, 4)
     return v
 
 
-cdef inline void set_u32(char* p, uint32_t v):
+cdef inline void set_u32(char* p, uint32_t v) noexcept:
     memcpy(p, &v, 4)
 
 
-cdef inline void buf_free(Buf* b):
+cdef inline void buf_free(Buf* b) noexcept:
     PyMem_Free(b.data)
     b.data = NULL
     b.len = 0
@@ -496,7 +498,7 @@ cdef struct HashEntry:
     uint32_t has_sep
 
 
-cdef inline uint64_t name_hash(const char* s, Py_ssize_t n):
+cdef inline uint64_t name_hash(const char* s, Py_ssize_t n) noexcept:
     # Names are short and differ at their ends ("jabber:client\x01body"):
     # mixing the first and last eight bytes with the length is enough; a
     # collision only costs a probe, since every hit is verified by memcmp.
@@ -514,7 +516,29 @@ cdef inline uint64_t name_hash(const char* s, Py_ssize_t n):
 # Elements
 
 
-cdef inline object _decode(const char* p, Py_ssize_t n):
+cdef inline bint _is_ascii(const char* p, Py_ssize_t n) noexcept:
+    cdef uint64_t acc = 0, w
+    cdef Py_ssize_t i = 0
+    while i + 8 <= n:
+        memcpy(&w, p + i, 8)
+        acc |= w
+        i += 8
+    while i < n:
+        acc |= <unsigned char>p[i]
+        i += 1
+    return (acc & 0x8080808080808080ULL) == 0
+
+
+cdef object _decode(const char* p, Py_ssize_t n):
+    # Most names, addresses, ids and texts of a stream are ASCII: copy those
+    # straight into a new compact str; anything else goes through the codec.
+    cdef object s
+    if n <= 256 and _is_ascii(p, n):
+        if n == 0:
+            return ""
+        s = PyUnicode_New(n, 127)
+        memcpy(PyUnicode_DATA(s), p, n)
+        return s
     return PyUnicode_DecodeUTF8(p, n, NULL)
 
 
@@ -617,7 +641,7 @@ cdef class Element:
         finally:
             buf_free(&b)
 
-    cdef inline uint32_t _name_idx(self):
+    cdef inline uint32_t _name_idx(self) noexcept:
         return get_u32(self.buf + self.off + 1)
 
     @property
@@ -635,7 +659,9 @@ cdef class Element:
     @property
     def attrs(self):
         """The element's attributes, a tuple of :class:`Attr`."""
-        return self.start.attrs
+        if self._start is None:
+            self._start = _read_start(self.buf, self.off, self.tab)
+        return self._start.attrs
 
     def get(self, str local, default=None, str space=""):
         """Return the value of the attribute ``{space}local``, or ``default``."""
@@ -779,7 +805,7 @@ cdef inline Element _new_element(bytes rec, Py_ssize_t off, Py_ssize_t stop, _Na
     return el
 
 
-cdef inline Py_ssize_t _skip_start(const char* b, Py_ssize_t pos):
+cdef inline Py_ssize_t _skip_start(const char* b, Py_ssize_t pos) noexcept:
     cdef uint32_t nattrs = get_u32(b + pos + 5)
     cdef uint32_t i
     pos += 13
@@ -1811,7 +1837,7 @@ cdef inline bint _is_stanza_space(str space):
             or space == "jabber:component:accept")
 
 
-cdef inline bint _utf8_is(const char* p, uint32_t n, const char* lit, uint32_t m):
+cdef inline bint _utf8_is(const char* p, uint32_t n, const char* lit, uint32_t m) noexcept:
     return n == m and memcmp(p, lit, m) == 0
 
 
