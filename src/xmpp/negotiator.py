@@ -168,6 +168,7 @@ async def _initiate_round(
     for child in el.children():
         f = config.feature(child.name)
         if f is None or f.parse is None:
+            session.features[child.name] = child
             continue
         req, pdata = f.parse(session, child)
         session.features[child.name] = pdata
@@ -187,7 +188,11 @@ async def _initiate_round(
     bits = 0
     while True:
         chosen: tuple[StreamFeature, bool, Any] | None = None
-        for name, entry in listed.items():
+        # STARTTLS first, before anything can be sent in the clear.
+        first = listed.get(_STARTTLS)
+        if first is not None and _STARTTLS not in session.negotiated and first[0].negotiate is not None:
+            chosen = first
+        for name, entry in listed.items() if chosen is None else ():
             if name in session.negotiated or entry[0].negotiate is None:
                 continue
             if not entry[0].allowed(int(session.state) | bits):

@@ -31,6 +31,7 @@ import enum
 import heapq
 import inspect
 import logging
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol, Union
 
@@ -232,6 +233,8 @@ class Session:
         self._proto = proto
         self.transport = transport
         self._state = _RECEIVED if received else 0
+        if transport.get_extra_info("ssl_object") is not None:
+            self._state |= _SECURE  # direct TLS
         if config is not None and config.s2s:
             self._state |= int(SessionState.S2S)
         self.config = config
@@ -243,7 +246,8 @@ class Session:
         self.in_info: Info | None = None
         self.out_info: Info | None = None
         #: What the initiating side parsed of each feature the peer offered
-        #: in the last ``<stream:features>``: feature name -> parse data.
+        #: in the last ``<stream:features>``: feature name -> parse data (the
+        #: feature's element itself for features not configured here).
         self.features: dict[Name, Any] = {}
         #: Names of the features negotiated so far.
         self.negotiated: set[Name] = set()
@@ -456,6 +460,44 @@ class Session:
         self._parser.reset()
         self._queue.clear()
         self._in_header = self._loop.create_future()
+
+    async def start_tls(
+        self,
+        context: ssl.SSLContext,
+        *,
+        server_side: bool,
+        server_hostname: str | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        """Upgrade the transport to TLS in place (STARTTLS) and set ``SECURE``.
+
+        The peer's certificate is verified as ``context`` says; failures raise
+        ``ssl.SSLError`` (``ssl.SSLCertVerificationError`` for a certificate
+        that does not verify) and the transport is closed.
+        """
+        try:
+            new = await self._loop.start_tls(
+                self.transport,
+                self._proto,
+                context,
+                server_side=server_side,
+                server_hostname=server_hostname,
+                ssl_handshake_timeout=timeout,
+            )
+        except BaseException:
+            self._abort()
+            raise
+        if new is None:
+            raise SessionClosedError("the connection closed during the TLS handshake")
+        self.transport = new  # type: ignore[assignment]
+        self._proto.transport = new  # type: ignore[assignment]
+        self._state |= _SECURE
+
+    @property
+    def tls(self) -> ssl.SSLObject | None:
+        """The TLS object of the transport (``None`` without TLS): version,
+        cipher, peer certificate, channel bindings."""
+        return self.transport.get_extra_info("ssl_object")  # type: ignore[no-any-return]
 
     def set_stanza_ns(self, ns: str) -> None:
         """Set the default namespace of stanzas written on this stream."""
@@ -1032,8 +1074,6 @@ async def _negotiate(
         while not s._state & _READY:
             bits, restart, data = await negotiator(s, data)
             s._state |= int(bits)
-            if restart and not s._state & _READY:
-                s.reset_input()
     except BaseException as exc:
         if isinstance(exc, StreamError) and not s._state & _OUTPUT_STREAM_CLOSED:
             if exc.condition is not Condition.RESET:

@@ -33,7 +33,7 @@ from xmpp.jid import JID
 from xmpp.negotiator import StreamConfig, StreamFeature
 from xmpp.session import Handler, Session, SessionState, new_session, protocol_factory, receive_session
 
-__all__ = ["MemoryTransport", "client_server_pair", "memory_pipe"]
+__all__ = ["MemoryTransport", "TestCertificate", "client_server_pair", "memory_pipe"]
 
 
 class MemoryTransport(asyncio.Transport):
@@ -152,8 +152,20 @@ class MemoryTransport(asyncio.Transport):
             self._writing_paused = False
             if self._protocol is not None:
                 self._protocol.resume_writing()
-        if peer._protocol is not None:
-            peer._protocol.data_received(data)  # type: ignore[attr-defined]
+        proto = peer._protocol
+        if proto is not None:
+            if isinstance(proto, asyncio.BufferedProtocol):
+                view = memoryview(data)
+                while view:
+                    buf = proto.get_buffer(len(view))
+                    n = min(len(buf), len(view))
+                    if n == 0:
+                        raise RuntimeError("get_buffer() returned an empty buffer")
+                    buf[:n] = view[:n]
+                    proto.buffer_updated(n)
+                    view = view[n:]
+            else:
+                proto.data_received(data)  # type: ignore[attr-defined]
         if self._closing and not self._buf:
             self._finish_close()
 
@@ -178,6 +190,10 @@ class MemoryTransport(asyncio.Transport):
         self._size = 0
         self._closing = True
         self._loop.call_soon(self._finish_close)
+
+    def _force_close(self, exc: BaseException | None) -> None:
+        # asyncio's SSL protocol calls this on a fatal TLS error.
+        self.abort()
 
     def _finish_close(self) -> None:
         if self._lost:
@@ -267,3 +283,132 @@ async def client_server_pair(
                     raise exc
 
 
+
+
+class TestCertificate:
+    """A throw-away CA and a server certificate it signed, for tests and
+    the embedded :class:`Server` — never for production.
+
+    ``ca_pem``, ``cert_pem`` and ``key_pem`` are PEM bytes; ``ca_file`` a
+    path to the CA (written to ``directory``, or a temporary directory);
+    :meth:`server_context` and :meth:`client_context` are ready TLS contexts
+    (the client one trusts only this CA and verifies the host name).
+    """
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(
+        self,
+        hostnames: Sequence[str] = ("localhost",),
+        *,
+        directory: str | None = None,
+        key_type: str = "ec",
+        hash_name: str = "sha256",
+    ) -> None:
+        import datetime
+        import ipaddress
+        import os
+        import tempfile
+
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec, rsa
+        from cryptography.x509.oid import NameOID
+
+        def new_key() -> Any:
+            if key_type == "rsa":
+                return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            return ec.generate_private_key(ec.SECP256R1())
+
+        algo = {"sha256": hashes.SHA256(), "sha384": hashes.SHA384(), "sha512": hashes.SHA512(), "sha1": hashes.SHA1()}[hash_name]
+        now = datetime.datetime.now(datetime.timezone.utc)
+        ca_key = new_key()
+        ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "xmpp test CA")])
+        ca = (
+            x509.CertificateBuilder()
+            .subject_name(ca_name)
+            .issuer_name(ca_name)
+            .public_key(ca_key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=2))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True, content_commitment=False, key_encipherment=False,
+                    data_encipherment=False, key_agreement=False, key_cert_sign=True,
+                    crl_sign=True, encipher_only=False, decipher_only=False,
+                ),
+                critical=True,
+            )
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+            .sign(ca_key, algo)
+        )
+        key = new_key()
+        sans: list[x509.GeneralName] = []
+        for h in hostnames:
+            try:
+                sans.append(x509.IPAddress(ipaddress.ip_address(h)))
+            except ValueError:
+                sans.append(x509.DNSName(h))
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostnames[0])]))
+            .issuer_name(ca_name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=2))
+            .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+            )
+            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH, x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+            .sign(ca_key, algo)
+        )
+        self.hostnames = tuple(hostnames)
+        self.ca_pem = ca.public_bytes(serialization.Encoding.PEM)
+        self.cert_pem = cert.public_bytes(serialization.Encoding.PEM)
+        self.cert_der = cert.public_bytes(serialization.Encoding.DER)
+        self.key_pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        self.directory = directory or tempfile.mkdtemp(prefix="xmpp-cert-")
+        self.ca_file = os.path.join(self.directory, "ca.pem")
+        self.cert_file = os.path.join(self.directory, "cert.pem")
+        self.key_file = os.path.join(self.directory, "key.pem")
+        for path, data in ((self.ca_file, self.ca_pem), (self.cert_file, self.cert_pem + self.ca_pem), (self.key_file, self.key_pem)):
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+
+    def server_context(
+        self,
+        *,
+        minimum: Any = None,
+        maximum: Any = None,
+        alpn: Sequence[str] = (),
+    ) -> Any:
+        """A server TLS context with this certificate (TLS versions bounded when asked)."""
+        import ssl
+
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(self.cert_file, self.key_file)
+        ctx.minimum_version = minimum or ssl.TLSVersion.TLSv1_2
+        if maximum is not None:
+            ctx.maximum_version = maximum
+        if alpn:
+            ctx.set_alpn_protocols(list(alpn))
+        return ctx
+
+    def client_context(self, *, maximum: Any = None) -> Any:
+        """A client TLS context trusting only this CA, verifying host names."""
+        import ssl
+
+        ctx = ssl.create_default_context(cafile=self.ca_file)
+        if maximum is not None:
+            ctx.maximum_version = maximum
+        return ctx
