@@ -261,17 +261,17 @@ async def _receive_round(session: Session, config: StreamConfig) -> tuple[int, b
     while required:
         el = await session.read_element(config.timeout)
         sel = _selected_ns(el)
-        f = listed.get(sel)
-        if f is None or f.name in session.negotiated:
+        found = listed.get(sel)
+        if found is None or found.name in session.negotiated:
             if not session.state & SessionState.AUTHN and el.name.local in ("message", "presence", "iq"):
                 raise StreamError(Condition.NOT_AUTHORIZED, "stanza before authentication")
             raise StreamError(
                 Condition.POLICY_VIOLATION,
                 f"feature {sel or el.name.local!r} was not offered or is already negotiated",
             )
-        assert f.negotiate is not None
-        gained, restart = await f.negotiate(session, el)
-        session.negotiated.add(f.name)
+        assert found.negotiate is not None
+        gained, restart = await found.negotiate(session, el)
+        session.negotiated.add(found.name)
         required.discard(sel)
         bits |= gained
         session.state |= SessionState(gained)

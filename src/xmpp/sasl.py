@@ -91,12 +91,16 @@ import secrets
 import ssl
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import precis_i18n
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
+
+if TYPE_CHECKING:
+    from xmpp.negotiator import StreamFeature
+    from xmpp.session import Session
 
 __all__ = [
     "NS_SASL",
@@ -124,6 +128,8 @@ __all__ = [
     "ScramServer",
     "server_mechanism",
     "server_mechanisms",
+    "sasl",
+    "sasl_server",
 ]
 
 #: The namespace of the SASL stream feature and its elements (RFC 6120).
@@ -1268,3 +1274,271 @@ def server_mechanisms(secure: bool, bindings: Mapping[str, bytes]) -> list[str]:
     if secure:
         names.append("PLAIN")
     return names
+
+
+# ---------------------------------------------------------------------------
+# The stream features: SASL over <auth/>, <challenge/>, <response/>,
+# <success/> and <failure/> (RFC 6120 section 6.4), on both sides.
+
+def _el(local: str, text: str | None = None, attrs: Sequence[tuple[str, str]] = ()) -> bytes:
+    out = "<" + local + " xmlns='" + NS_SASL + "'"
+    for k, v in attrs:
+        out += " " + k + "='" + v + "'"
+    if text is None:
+        return (out + "/>").encode()
+    return (out + ">" + text + "</" + local + ">").encode()
+
+
+def _b64_payload(data: bytes | None) -> str | None:
+    """The text of an element carrying ``data`` (``=`` for empty, RFC 6120 6.4.2)."""
+    if data is None:
+        return None
+    if not data:
+        return "="
+    return base64.b64encode(data).decode("ascii")
+
+
+def _read_payload(text: str) -> bytes:
+    text = text.strip()
+    if text == "=":
+        return b""
+    if not text:
+        return b""
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise SASLError(SASLCondition.INCORRECT_ENCODING, "payload is not valid base64") from None
+
+
+def _failure_error(el: Any) -> SASLError:
+    cond = SASLCondition.NOT_AUTHORIZED
+    text: str | None = None
+    lang: str | None = None
+    for child in el.children():
+        local = child.name.local
+        if local == "text":
+            text = child.text
+            lang = child.get("lang", None, "http://www.w3.org/XML/1998/namespace")
+        else:
+            try:
+                cond = SASLCondition(local)
+            except ValueError:
+                cond = SASLCondition.NOT_AUTHORIZED
+    return SASLError(cond, text, lang=lang)
+
+
+def _offered_bindings(session: Session) -> list[str] | None:
+    from xmpp.xmlstream import Element, Name
+
+    cb = session.features.get(Name(NS_SASL_CB, "sasl-channel-binding"))
+    if not isinstance(cb, Element):
+        return None
+    return [c.get("type") or "" for c in cb.children() if c.name.local == "channel-binding"]
+
+
+def sasl(
+    username: str,
+    password: str,
+    *,
+    mechanisms: Sequence[str] = DEFAULT_MECHANISMS,
+    authzid: str | None = None,
+    timeout: float = 30.0,
+) -> StreamFeature:
+    """The SASL stream feature, initiating side (a client logging in).
+
+    ``mechanisms`` is the caller's preference, strongest first; the choice
+    follows :func:`select_mechanism` (PLAIN never without TLS, ``-PLUS``
+    whenever both sides can bind the channel, downgrades refused).  Sets
+    ``AUTHN`` and restarts the stream; a ``<failure/>`` raises
+    :class:`SASLError` with the server's condition and text.  The XML console
+    never sees the payloads.
+    """
+    from xmpp.session import SessionState
+    from xmpp.xmlstream import Name
+
+    def parse(session: Session, el: Any) -> tuple[bool, list[str]]:
+        offered = [
+            c.text.strip()
+            for c in el.children()
+            if c.name.local == "mechanism"
+        ]
+        return True, offered
+
+    async def negotiate(session: Session, data: Any) -> tuple[int, bool]:
+        s: Any = session
+        if s.state & SessionState.RECEIVED:
+            raise RuntimeError("sasl() is the initiating side; the receiving side is sasl_server()")
+        offered = list(data or [])
+        tls = s.tls
+        bindings = available_bindings(tls, server_side=False) if tls is not None else {}
+        name, binding = select_mechanism(
+            offered,
+            mechanisms,
+            secure=bool(s.state & SessionState.SECURE),
+            bindings=bindings,
+            server_bindings=_offered_bindings(s),
+        )
+        mech = client_mechanism(name, username, password, channel_binding=binding, authzid=authzid)
+        s._redact = True
+        try:
+            payload = _b64_payload(mech.initial())
+            s.write_raw(
+                _el("auth", payload, [("mechanism", name)]),
+                shown=_el("auth", None if payload is None else "[redacted]", [("mechanism", name)]),
+            )
+            while True:
+                el = await s.read_element(timeout)
+                if el.name.space != NS_SASL:
+                    raise SASLError(SASLCondition.MALFORMED_REQUEST, f"unexpected <{el.name.local}/> during SASL")
+                local = el.name.local
+                if local == "challenge":
+                    try:
+                        answer = mech.step(_read_payload(el.text))
+                    except SASLError:
+                        s.write_raw(_el("abort"))
+                        raise
+                    s.write_raw(
+                        _el("response", _b64_payload(answer) or "="),
+                        shown=_el("response", "[redacted]"),
+                    )
+                elif local == "success":
+                    text = el.text.strip()
+                    mech.finish(_read_payload(text) if text else None)
+                    return int(SessionState.AUTHN), True
+                elif local == "failure":
+                    raise _failure_error(el)
+                else:
+                    raise SASLError(SASLCondition.MALFORMED_REQUEST, f"unexpected <{local}/> during SASL")
+        finally:
+            s._redact = False
+
+    return StreamFeature(
+        Name(NS_SASL, "mechanisms"),
+        necessary=0,
+        prohibited=int(SessionState.AUTHN),
+        list=None,
+        parse=parse,
+        negotiate=negotiate,
+    )
+
+
+def sasl_server(
+    store: CredentialStore,
+    *,
+    mechanisms: Sequence[str] | None = None,
+    own_cert_der: bytes | None = None,
+    max_attempts: int = 3,
+    timeout: float = 30.0,
+) -> StreamFeature:
+    """The SASL stream feature, receiving side (a server authenticating clients).
+
+    Advertises :func:`server_mechanisms` for the stream (PLAIN only over
+    TLS; ``-PLUS`` with the binding types this connection has, announced per
+    XEP-0440), restricted to ``mechanisms`` when given.  ``own_cert_der``
+    (the DER of the server's certificate) enables ``tls-server-end-point``.
+    On success ``session.remote_addr`` becomes the authenticated bare JID
+    (``username@`` the session's domain); a client gets ``max_attempts``
+    tries before the stream is closed with ``policy-violation``.
+    """
+    from xmpp.jid import JID
+    from xmpp.session import SessionState
+    from xmpp.stream import Condition as StreamCondition
+    from xmpp.stream import StreamError
+    from xmpp.xmlstream import Attr, CharData, Name, StartElement
+
+    mech_name = Name(NS_SASL, "mechanisms")
+
+    def _bindings(session: Session) -> dict[str, bytes]:
+        tls = session.tls
+        if tls is None:
+            return {}
+        return available_bindings(tls, server_side=True, own_cert_der=own_cert_der)
+
+    def _offer(session: Session) -> tuple[list[str], dict[str, bytes]]:
+        bindings = _bindings(session)
+        secure = bool(session.state & SessionState.SECURE)
+        names = server_mechanisms(secure, bindings)
+        if mechanisms is not None:
+            names = [n for n in names if n in mechanisms]
+        return names, bindings
+
+    def list_(session: Session) -> tuple[bool, list[Any]]:
+        # From now until SASL ends, what the client sends may hold secrets:
+        # the XML console sees parsed, redacted elements instead of raw bytes.
+        session._redact = True
+        names, bindings = _offer(session)
+        start = StartElement(mech_name)
+        toks: list[Any] = [start]
+        for n in names:
+            m = StartElement(Name(NS_SASL, "mechanism"))
+            toks += [m, CharData(n), m.end()]
+        toks.append(start.end())
+        if bindings and any(n.endswith(_PLUS) for n in names):
+            cb = StartElement(Name(NS_SASL_CB, "sasl-channel-binding"))
+            toks.append(cb)
+            for t in sorted(bindings):
+                c = StartElement(Name(NS_SASL_CB, "channel-binding"), [Attr(Name("", "type"), t)])
+                toks += [c, c.end()]
+            toks.append(cb.end())
+        return True, toks
+
+    async def negotiate(session: Session, data: Any) -> tuple[int, bool]:
+        s: Any = session
+        el = data
+        attempts = 0
+        s._redact = True
+        try:
+            while True:
+                attempts += 1
+                if el.name != Name(NS_SASL, "auth"):
+                    raise StreamError(StreamCondition.POLICY_VIOLATION, "expected <auth/>")
+                names, bindings = _offer(s)
+                chosen = el.get("mechanism") or ""
+                try:
+                    if chosen not in names:
+                        raise SASLError(SASLCondition.INVALID_MECHANISM, f"{chosen!r} is not offered here")
+                    mech = server_mechanism(
+                        chosen, store, bindings=bindings, offered_plus=any(n.endswith(_PLUS) for n in names)
+                    )
+                    text = el.text
+                    challenge = await mech.step(_read_payload(text) if text.strip() else None)
+                    while not mech.done:
+                        s.write_raw(
+                            _el("challenge", _b64_payload(challenge) or "="),
+                            shown=_el("challenge", "[redacted]"),
+                        )
+                        reply = await s.read_element(timeout)
+                        if reply.name == Name(NS_SASL, "abort"):
+                            raise SASLError(SASLCondition.ABORTED, "the client aborted")
+                        if reply.name != Name(NS_SASL, "response"):
+                            raise SASLError(SASLCondition.MALFORMED_REQUEST, "expected <response/>")
+                        challenge = await mech.step(_read_payload(reply.text))
+                except SASLError as err:
+                    cond = err.condition.value
+                    s.write_raw(
+                        ("<failure xmlns='" + NS_SASL + "'><" + cond + "/></failure>").encode()
+                    )
+                    if attempts >= max_attempts:
+                        raise StreamError(StreamCondition.POLICY_VIOLATION, "too many failed authentication attempts") from None
+                    el = await s.read_element(timeout)
+                    continue
+                local = s.local_addr
+                domain = local.domain if local is not None else "localhost"
+                s.remote_addr = JID(mech.username, domain, None)
+                s.reset_input()
+                payload = _b64_payload(mech.success_data)
+                s.write_raw(
+                    _el("success", payload), shown=_el("success", None if payload is None else "[redacted]")
+                )
+                return int(SessionState.AUTHN), True
+        finally:
+            s._redact = False
+
+    return StreamFeature(
+        mech_name,
+        necessary=0,
+        prohibited=int(SessionState.AUTHN),
+        list=list_,
+        parse=None,
+        negotiate=negotiate,
+    )

@@ -412,8 +412,7 @@ class Session:
             if timeout is None:
                 await w
             else:
-                async with asyncio.timeout(timeout):
-                    await w
+                await asyncio.wait_for(w, timeout)
         finally:
             self._wakeup = None
 
@@ -445,8 +444,7 @@ class Session:
         try:
             if timeout is None:
                 return await fut
-            async with asyncio.timeout(timeout):
-                return await asyncio.shield(fut)
+            return await asyncio.wait_for(asyncio.shield(fut), timeout)
         finally:
             self._in_header = None
 
@@ -489,8 +487,8 @@ class Session:
             raise
         if new is None:
             raise SessionClosedError("the connection closed during the TLS handshake")
-        self.transport = new  # type: ignore[assignment]
-        self._proto.transport = new  # type: ignore[assignment]
+        self.transport = new
+        self._proto.transport = new
         self._state |= _SECURE
 
     @property
@@ -920,14 +918,14 @@ class Session:
                 self._state |= _OUTPUT_STREAM_CLOSED
         if not self._state & _INPUT_STREAM_CLOSED:
             with contextlib.suppress(asyncio.TimeoutError):
-                async with asyncio.timeout(timeout):
-                    await self._closed_in.wait()
+                await asyncio.wait_for(self._closed_in.wait(), timeout)
         self._abort()
         if not self._proto._lost:
-            with contextlib.suppress(asyncio.TimeoutError):
-                async with asyncio.timeout(1.0):
-                    while not self._proto._lost:
-                        await asyncio.sleep(0.005)
+            # Let the transport finish closing (bounded), so nothing is left open.
+            for _ in range(200):
+                if self._proto._lost:
+                    break
+                await asyncio.sleep(0.005)
 
     async def __aenter__(self) -> Session:
         return self

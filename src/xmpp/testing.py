@@ -157,7 +157,7 @@ class MemoryTransport(asyncio.Transport):
             if isinstance(proto, asyncio.BufferedProtocol):
                 view = memoryview(data)
                 while view:
-                    buf = proto.get_buffer(len(view))
+                    buf = memoryview(proto.get_buffer(len(view)))
                     n = min(len(buf), len(view))
                     if n == 0:
                         raise RuntimeError("get_buffer() returned an empty buffer")
@@ -320,7 +320,7 @@ class TestCertificate:
                 return rsa.generate_private_key(public_exponent=65537, key_size=2048)
             return ec.generate_private_key(ec.SECP256R1())
 
-        algo = {"sha256": hashes.SHA256(), "sha384": hashes.SHA384(), "sha512": hashes.SHA512(), "sha1": hashes.SHA1()}[hash_name]
+        algo: Any = {"sha256": hashes.SHA256(), "sha384": hashes.SHA384(), "sha512": hashes.SHA512(), "sha1": hashes.SHA1()}[hash_name]
         now = datetime.datetime.now(datetime.timezone.utc)
         ca_key = new_key()
         ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "xmpp test CA")])
