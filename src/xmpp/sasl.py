@@ -1353,6 +1353,7 @@ def sasl(
     :class:`SASLError` with the server's condition and text.  The XML console
     never sees the payloads.
     """
+    from xmpp.negotiator import StreamFeature
     from xmpp.session import SessionState
     from xmpp.xmlstream import Name
 
@@ -1441,6 +1442,7 @@ def sasl_server(
     tries before the stream is closed with ``policy-violation``.
     """
     from xmpp.jid import JID
+    from xmpp.negotiator import StreamFeature
     from xmpp.session import SessionState
     from xmpp.stream import Condition as StreamCondition
     from xmpp.stream import StreamError
