@@ -412,3 +412,555 @@ class TestCertificate:
         if maximum is not None:
             ctx.maximum_version = maximum
         return ctx
+
+
+# ---------------------------------------------------------------------------
+# The embedded server
+
+import logging  # noqa: E402
+import types  # noqa: E402
+from collections.abc import Awaitable, Callable, Mapping  # noqa: E402
+
+from xmpp import xmlstream as _xmlstream  # noqa: E402
+from xmpp.client import receive_client_session  # noqa: E402
+from xmpp.jid import JIDError  # noqa: E402
+from xmpp.sasl import MIN_ITERATIONS, MemoryCredentialStore  # noqa: E402
+from xmpp.session import SessionClosedError  # noqa: E402
+from xmpp.stanza import Condition as _StanzaCondition  # noqa: E402
+from xmpp.stanza import ErrorType as _ErrorType  # noqa: E402
+from xmpp.stanza import StanzaError as _StanzaError  # noqa: E402
+from xmpp.stream import NS_CLIENT as _NS_CLIENT  # noqa: E402
+from xmpp.stream import Condition as _StreamCondition  # noqa: E402
+from xmpp.stream import StreamError as _StreamError  # noqa: E402
+from xmpp.xmlstream import Attr as _Attr  # noqa: E402
+from xmpp.xmlstream import Element as _Element  # noqa: E402
+from xmpp.xmlstream import Name as _Name  # noqa: E402
+from xmpp.xmlstream import StartElement as _StartElement  # noqa: E402
+from xmpp.xmlstream import Token as _Token  # noqa: E402
+
+__all__ += ["Server"]
+
+_log = logging.getLogger("xmpp.testing.server")
+
+_NS_PING = "urn:xmpp:ping"
+_NS_DISCO_INFO = "http://jabber.org/protocol/disco#info"
+_PING = _Name(_NS_PING, "ping")
+_DISCO_INFO = _Name(_NS_DISCO_INFO, "query")
+_FROM = _Name("", "from")
+_TO = _Name("", "to")
+_ID = _Name("", "id")
+_TYPE = _Name("", "type")
+_STANZAS = frozenset(("message", "presence", "iq"))
+_STANZA_NAMES = {local: _Name(_NS_CLIENT, local) for local in _STANZAS}
+_REQUESTS = frozenset(("get", "set"))
+
+
+def _attr_value(text: str) -> bytes:
+    """``text`` escaped for a double-quoted XML attribute, as UTF-8."""
+    return (
+        text.replace("&", "&amp;")
+        .replace("<", "&lt;")
+        .replace(">", "&gt;")
+        .replace('"', "&quot;")
+        .encode("utf-8")
+    )
+
+
+def _disco_info(category: str, type_: str, name: str) -> list[_Token]:
+    """The tokens of a disco#info answer with one identity and our two features."""
+    q = _StartElement(_DISCO_INFO)
+    ident = _StartElement(
+        _Name(_NS_DISCO_INFO, "identity"),
+        (_Attr(_Name("", "category"), category), _Attr(_Name("", "type"), type_), _Attr(_Name("", "name"), name)),
+    )
+    toks: list[_Token] = [q, ident, ident.end()]
+    for var in (_NS_DISCO_INFO, _NS_PING):
+        f = _StartElement(_Name(_NS_DISCO_INFO, "feature"), (_Attr(_Name("", "var"), var),))
+        toks += [f, f.end()]
+    toks.append(q.end())
+    return toks
+
+
+class _Bound:
+    """A bound client session and what routing needs of it, computed once."""
+
+    __slots__ = ("session", "jid", "jid_s", "bare_s", "from_attr", "high")
+
+    def __init__(self, session: Session, jid: JID) -> None:
+        self.session = session
+        self.jid = jid
+        self.jid_s = str(jid)
+        self.bare_s = str(jid.bare())
+        # What is spliced into a stanza that came without a from.
+        self.from_attr = b' from="' + _attr_value(self.jid_s) + b'"'
+        try:
+            self.high = int(session.transport.get_write_buffer_limits()[1])
+        except (AttributeError, NotImplementedError):
+            self.high = 64 * 1024
+
+
+class Server:
+    """An embedded XMPP client-to-server service for tests and benchmarks.
+
+    **This is not a production server.**  It keeps its accounts in memory,
+    has no rosters, no subscriptions, no offline storage, no
+    server-to-server links and no abuse protection beyond timeouts; it
+    exists so that tests, examples and ``python -m xmpp bench`` have a real
+    peer on a loopback port built only from this library's receiving side
+    (:func:`xmpp.client.receive_client_session`).
+
+    >>> # async with Server(users={"alice": "secret"}) as server:
+    >>> #     session = await dial_client_session(
+    >>> #         "alice@localhost", "secret", host=server.host, port=server.port,
+    >>> #         tls_context=server.client_context())
+
+    Each connection is negotiated with STARTTLS required (a
+    :class:`TestCertificate` generated for ``domain`` and the listening
+    address, or ``certificate``), SASL against a
+    :class:`~xmpp.sasl.MemoryCredentialStore` of ``users`` (every mechanism
+    of :mod:`xmpp.sasl`, ``-PLUS`` ones included, unless ``mechanisms``
+    restricts them) and resource binding; then ``serve`` routes its stanzas:
+
+    * The ``from`` of every stanza is stamped with the sender's full JID.
+    * To a full JID: to that session.  To a bare JID: a message goes to every
+      bound resource of the account, a presence to every one but the
+      sender's, an IQ to another account gets ``service-unavailable``.
+    * To the server's domain, or without ``to``: the server answers IQs
+      itself: XEP-0199 ping, XEP-0030 disco#info (identity ``server/im``,
+      features disco#info and ping), ``service-unavailable`` for any other
+      get or set.  A presence without ``to`` goes to the sender's other
+      resources.  An IQ to the sender's own bare JID is answered the same
+      way, on behalf of the account.
+    * To an address with nobody behind it: ``service-unavailable`` for IQs
+      and messages (``remote-server-not-found`` for another domain), and
+      presences are dropped (RFC 6120 section 10, RFC 6121 section 8).
+
+    Binding a resource that is already bound replaces the old session: it
+    gets the stream error ``conflict``.  A peer that does not finish
+    negotiating within ``timeout`` seconds is dropped, as is a client that
+    stops reading for that long while stanzas wait for it; failures of one
+    connection never touch another.  Leaving the ``async with`` block closes
+    every session (each bounded by ``close_timeout``) and the listener.
+    """
+
+    def __init__(
+        self,
+        users: Mapping[str, str] | None = None,
+        *,
+        domain: str = "localhost",
+        host: str = "127.0.0.1",
+        port: int = 0,
+        timeout: float = 10.0,
+        close_timeout: float = 2.0,
+        certificate: TestCertificate | None = None,
+        mechanisms: Sequence[str] | None = None,
+        iterations: int = MIN_ITERATIONS,
+        max_stanza_bytes: int = _xmlstream.DEFAULT_MAX_STANZA_BYTES,
+    ) -> None:
+        self._domain_jid = JID.parse(domain)
+        if not self._domain_jid.is_domain:
+            raise ValueError(f"a server domain has no localpart or resource: {domain!r}")
+        #: The domain this server serves.
+        self.domain = self._domain_jid.domain
+        #: The address it listens on, and its port (known once started).
+        self.host = host
+        self.port = port
+        #: Seconds a peer may take to negotiate (and a stalled reader may lag).
+        self.timeout = timeout
+        #: Seconds each session may take to close when the server stops.
+        self.close_timeout = close_timeout
+        #: The certificate it serves (generated unless one was given).
+        self.certificate = certificate or TestCertificate([self.domain, host])
+        #: Where the accounts live: add or remove users at any time.
+        self.store = MemoryCredentialStore(users or {}, iterations=iterations)
+        #: The last negotiation failures (at most 100), oldest first.
+        self.failures: collections.deque[BaseException] = collections.deque(maxlen=100)
+        self._mechanisms = mechanisms
+        self._max_stanza_bytes = max_stanza_bytes
+        self._tls = self.certificate.server_context()
+        self._listener: asyncio.AbstractServer | None = None
+        self._closing = False
+        self._bound: dict[JID, _Bound] = {}
+        self._by_str: dict[str, _Bound] = {}
+        self._by_bare: dict[str, dict[str, _Bound]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._negotiating: set[asyncio.Task[None]] = set()
+        self._server_info = _disco_info("server", "im", "xmpp.testing.Server")
+        self._account_info = _disco_info("account", "registered", "xmpp.testing.Server account")
+
+    # ------------------------------------------------------------ public face
+
+    @property
+    def ca_file(self) -> str:
+        """The path of the PEM of the CA that signed the server's certificate."""
+        return str(self.certificate.ca_file)
+
+    def client_context(self, *, maximum: Any = None) -> Any:
+        """A client TLS context that trusts this server's CA and checks host
+        names; ``maximum`` caps the TLS version (``ssl.TLSVersion``)."""
+        return self.certificate.client_context(maximum=maximum)
+
+    def add_user(self, name: str, password: str) -> None:
+        """Create an account (or set a new password for an existing one)."""
+        self.store.add_user(name, password)
+
+    @property
+    def sessions(self) -> Mapping[JID, Session]:
+        """The bound sessions by full JID (a read-only snapshot)."""
+        return types.MappingProxyType({j: b.session for j, b in self._bound.items()})
+
+    async def start(self) -> None:
+        """Listen on ``host`` (``port`` 0 picks a free port and sets ``port``)."""
+        if self._listener is not None:
+            raise RuntimeError("the server is already started")
+        loop = asyncio.get_running_loop()
+        self._closing = False
+        self._listener = await loop.create_server(self._protocol, self.host, self.port)
+        sockets = self._listener.sockets
+        if sockets:
+            self.port = int(sockets[0].getsockname()[1])
+
+    async def close(self) -> None:
+        """Stop listening, close every session (bounded) and wait for every
+        connection's task; nothing is left running."""
+        self._closing = True
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.close()
+        for t in list(self._negotiating):
+            t.cancel()
+        sessions = [b.session for b in self._bound.values()]
+        if sessions:
+            await asyncio.gather(
+                *(s.close(timeout=self.close_timeout) for s in sessions), return_exceptions=True
+            )
+        tasks = list(self._tasks)
+        if tasks:
+            _done, pending = await asyncio.wait(tasks, timeout=self.close_timeout + 1.0)
+            for t in pending:
+                t.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=1.0)
+        if listener is not None:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(listener.wait_closed(), 1.0)
+
+    async def __aenter__(self) -> Server:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # ------------------------------------------------------------ connections
+
+    def _protocol(self) -> asyncio.BaseProtocol:
+        """A session protocol that also tells the server of its connection."""
+        proto = protocol_factory()
+        made = proto.connection_made
+        accept = self._accept
+
+        def connection_made(transport: asyncio.BaseTransport) -> None:
+            made(transport)
+            accept(transport)
+
+        setattr(proto, "connection_made", connection_made)  # noqa: B010
+        return proto
+
+    def _accept(self, transport: asyncio.BaseTransport) -> None:
+        if self._closing:
+            transport.abort()  # type: ignore[attr-defined]
+            return
+        task = asyncio.get_running_loop().create_task(self._connection(transport))  # type: ignore[arg-type]
+        self._tasks.add(task)
+        self._negotiating.add(task)
+        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._negotiating.discard)
+
+    async def _connection(self, transport: asyncio.Transport) -> None:
+        try:
+            session = await receive_client_session(
+                transport,
+                self.domain,
+                store=self.store,
+                tls_context=self._tls,
+                mechanisms=self._mechanisms,
+                own_cert_der=self.certificate.cert_der,
+                timeout=self.timeout,
+                max_stanza_bytes=self._max_stanza_bytes,
+            )
+        except Exception as exc:  # one peer's failure is its own
+            self.failures.append(exc)
+            _log.debug("negotiation failed: %r", exc)
+            return
+        task = asyncio.current_task()
+        if task is not None:
+            self._negotiating.discard(task)
+        if self._closing:
+            await session.close(timeout=self.close_timeout)
+            return
+        bound = self._register(session)
+        try:
+            await session.serve(self._handler(bound))
+        except (_StreamError, SessionClosedError, OSError) as exc:
+            _log.debug("session %s ended: %r", bound.jid_s, exc)
+        except Exception:
+            _log.exception("session %s failed", bound.jid_s)
+        finally:
+            self._unregister(bound)
+            if not session.closed:
+                await session.close(timeout=self.close_timeout)
+
+    def _register(self, session: Session) -> _Bound:
+        jid = session.remote_addr
+        assert jid is not None and jid.resource is not None
+        old = self._bound.get(jid)
+        if old is not None:
+            self._kick(old, _StreamError(_StreamCondition.CONFLICT, "replaced by a new session"))
+        b = _Bound(session, jid)
+        self._bound[jid] = b
+        self._by_str[b.jid_s] = b
+        self._by_bare.setdefault(b.bare_s, {})[b.jid_s] = b
+        return b
+
+    def _unregister(self, b: _Bound) -> None:
+        if self._bound.get(b.jid) is b:
+            del self._bound[b.jid]
+        if self._by_str.get(b.jid_s) is b:
+            del self._by_str[b.jid_s]
+        res = self._by_bare.get(b.bare_s)
+        if res is not None and res.get(b.jid_s) is b:
+            del res[b.jid_s]
+            if not res:
+                del self._by_bare[b.bare_s]
+
+    def _kick(self, b: _Bound, err: _StreamError) -> None:
+        """End a session with a stream error (closing is bounded, in the background)."""
+        self._unregister(b)
+        with contextlib.suppress(SessionClosedError, OSError):
+            b.session.write_raw(err.to_bytes())
+        self._spawn(b.session.close(timeout=self.close_timeout))
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # ---------------------------------------------------------------- routing
+
+    def _handler(self, b: _Bound) -> Callable[[_Element, _StartElement], Awaitable[None] | None]:
+        """The routing handler of one bound session (see the class documentation).
+
+        The common case (a stanza to a bound full JID) is synchronous: the
+        element is encoded once by the engine, the sender's address spliced
+        in when it came without one, and the bytes written to the recipient's
+        transport.  Only a recipient whose write buffer is full makes the
+        sender wait (that is the flow control of the whole path).
+        """
+        ns = _NS_CLIENT
+        by_str = self._by_str
+        domain = self.domain
+        jid_s = b.jid_s
+        from_attr = b.from_attr
+        deliver = self._deliver
+        slow = self._route
+        to_self = self._to_self
+
+        def handle(el: _Element, start: _StartElement) -> Awaitable[None] | None:
+            name = start.name
+            local = name.local
+            if name.space != ns or local not in _STANZAS:
+                raise _StreamError(
+                    _StreamCondition.UNSUPPORTED_STANZA_TYPE, f"<{local}/> is not a stanza"
+                )
+            to = start.get("to")
+            if to is None or to == domain:
+                return to_self(b, el, start, local, to, account=False)
+            target = by_str.get(to)
+            if target is None:
+                return slow(b, el, start, local, to)
+            frm = start.get("from")
+            data = el.encode(ns)
+            if frm is None:
+                n = len(local) + 1
+                data = data[:n] + from_attr + data[n:]
+            elif frm != jid_s:
+                data = _restamp(el, start, jid_s)
+            if local == "iq" and start.get("type") in _REQUESTS:
+                _answered(b.session)
+            return deliver(target, data)
+
+        return handle
+
+    def _stamped(self, b: _Bound, el: _Element, start: _StartElement, local: str) -> bytes:
+        frm = start.get("from")
+        data = el.encode(_NS_CLIENT)
+        if frm is None:
+            n = len(local) + 1
+            return data[:n] + b.from_attr + data[n:]
+        if frm != b.jid_s:
+            return _restamp(el, start, b.jid_s)
+        return data
+
+    def _deliver(self, target: _Bound, data: bytes) -> Awaitable[None] | None:
+        session = target.session
+        try:
+            session.write_raw(data)
+        except SessionClosedError:
+            return None  # the recipient is leaving: the stanza goes with it
+        if session.transport.get_write_buffer_size() > target.high:
+            return self._wait_writable(target)
+        return None
+
+    async def _wait_writable(self, target: _Bound) -> None:
+        try:
+            await asyncio.wait_for(target.session.drain(), self.timeout)
+        except asyncio.TimeoutError:
+            _log.debug("dropping %s: it stopped reading", target.jid_s)
+            self._unregister(target)
+            target.session.transport.abort()
+        except SessionClosedError:
+            pass
+
+    async def _deliver_all(self, targets: list[_Bound], data: bytes) -> None:
+        for t in targets:
+            w = self._deliver(t, data)
+            if w is not None:
+                await w
+
+    def _fan_out(self, targets: list[_Bound], data: bytes) -> Awaitable[None] | None:
+        for i, t in enumerate(targets):
+            w = self._deliver(t, data)
+            if w is not None:
+                return _then(w, self._deliver_all(targets[i + 1 :], data))
+        return None
+
+    def _route(
+        self, b: _Bound, el: _Element, start: _StartElement, local: str, to: str
+    ) -> Awaitable[None] | None:
+        """Everything but the fast path: bare JIDs, unknown or malformed addresses."""
+        try:
+            jid = JID.parse(to)
+        except JIDError:
+            return self._bounce(b, start, local, to, _ErrorType.MODIFY, _StanzaCondition.JID_MALFORMED)
+        if jid.domain != self.domain:
+            return self._bounce(
+                b, start, local, to, _ErrorType.CANCEL, _StanzaCondition.REMOTE_SERVER_NOT_FOUND
+            )
+        if jid.local is None:
+            return self._to_self(b, el, start, local, to, account=False)
+        if jid.resource is not None:
+            target = self._bound.get(jid)
+            if target is None:
+                return self._bounce(b, start, local, to, _ErrorType.CANCEL, _StanzaCondition.SERVICE_UNAVAILABLE)
+            if local == "iq" and start.get("type") in _REQUESTS:
+                _answered(b.session)
+            return self._deliver(target, self._stamped(b, el, start, local))
+        resources = self._by_bare.get(str(jid))
+        if local == "iq":
+            if str(jid) == b.bare_s:
+                return self._to_self(b, el, start, local, to, account=True)
+            return self._bounce(b, start, local, to, _ErrorType.CANCEL, _StanzaCondition.SERVICE_UNAVAILABLE)
+        if local == "message":
+            if not resources:
+                return self._bounce(b, start, local, to, _ErrorType.CANCEL, _StanzaCondition.SERVICE_UNAVAILABLE)
+            return self._fan_out(list(resources.values()), self._stamped(b, el, start, local))
+        others = [r for r in (resources or {}).values() if r is not b]
+        if not others:
+            return None
+        return self._fan_out(others, self._stamped(b, el, start, local))
+
+    def _to_self(
+        self,
+        b: _Bound,
+        el: _Element,
+        start: _StartElement,
+        local: str,
+        to: str | None,
+        *,
+        account: bool,
+    ) -> Awaitable[None] | None:
+        """A stanza for the server (or, ``account``, for the sender's own account)."""
+        typ = start.get("type")
+        if local == "presence":
+            if to is not None:
+                return None
+            res = self._by_bare.get(b.bare_s)
+            others = [r for r in (res or {}).values() if r is not b]
+            if not others:
+                return None
+            return self._fan_out(others, self._stamped(b, el, start, local))
+        if local != "iq" or typ not in _REQUESTS:
+            return None  # messages to the server, and IQ results or errors: nothing to do
+        child = None
+        for child in el.children():
+            break
+        payload: list[_Token] | None = None
+        if child is not None and typ == "get":
+            if child.name == _PING:
+                payload = []
+            elif child.name == _DISCO_INFO and child.get("node") is None:
+                payload = self._account_info if account else self._server_info
+        if payload is None:
+            return self._bounce(b, start, local, to or self.domain, _ErrorType.CANCEL, _StanzaCondition.SERVICE_UNAVAILABLE)
+        reply = _StartElement(
+            _STANZA_NAMES["iq"],
+            (
+                _Attr(_FROM, to or self.domain),
+                _Attr(_TO, b.jid_s),
+                _Attr(_ID, start.get("id", "")),
+                _Attr(_TYPE, "result"),
+            ),
+        )
+        return b.session.send([reply, *payload, reply.end()])
+
+    def _bounce(
+        self,
+        b: _Bound,
+        start: _StartElement,
+        local: str,
+        to: str,
+        etype: _ErrorType,
+        condition: _StanzaCondition,
+    ) -> Awaitable[None] | None:
+        """Answer an undeliverable stanza with an error (RFC 6120 8.3.1), when one is due."""
+        typ = start.get("type")
+        if local == "presence" or typ == "error":
+            return None
+        if local == "iq" and typ not in _REQUESTS:
+            return None
+        attrs = [_Attr(_FROM, to), _Attr(_TO, b.jid_s), _Attr(_TYPE, "error")]
+        sid = start.get("id")
+        if sid is not None:
+            attrs.append(_Attr(_ID, sid))
+        reply = _StartElement(_STANZA_NAMES[local], attrs)
+        err = _StanzaError(etype, condition)
+        return b.session.send([reply, *err.tokens(_NS_CLIENT), reply.end()])
+
+
+def _restamp(el: _Element, start: _StartElement, jid_s: str) -> bytes:
+    """Encode ``el`` with its ``from`` replaced by ``jid_s`` (the slow path)."""
+    attrs = [a for a in start.attrs if a.name != _FROM]
+    attrs.append(_Attr(_FROM, jid_s))
+    enc = _xmlstream.Encoder(ns=_NS_CLIENT)
+    toks = iter(el)
+    next(toks)
+    enc.write_token(_StartElement(start.name, attrs))
+    enc.encode(toks)
+    return enc.flush()
+
+
+def _answered(session: Session) -> None:
+    """Tell ``serve`` that the IQ request it is handling was answered: the
+    server routed it to its recipient, who answers it.
+
+    ``Session.serve`` answers an unanswered IQ get or set with
+    ``service-unavailable``; a router forwards requests instead of answering
+    them.  There is no public way to say so yet, hence the private flag.
+    """
+    session._replied = True
+
+
+async def _then(first: Awaitable[None], second: Awaitable[None]) -> None:
+    await first
+    await second
