@@ -3,7 +3,9 @@
 The one invariant: whatever bytes a peer sends, ``StreamParser.feed`` returns
 events or raises :class:`xmpp.stream.StreamError`; never another exception.
 Every ``Element`` it returns encodes again without error, and its bytes
-parse back to an equal element.
+parse back to an equal element; no attribute inside it has the form of a
+namespace declaration (``Name("", "xmlns")`` or ``Name("xmlns", prefix)``),
+which only the stream header may carry.
 
 The fuzz input is decoded as::
 
@@ -130,6 +132,11 @@ def _check_element(engine: types.ModuleType, el: object) -> None:
     toks = list(el)  # type: ignore[call-overload]
     if not toks or type(toks[0]) is not engine.StartElement:
         raise AssertionError(f"element does not start with a StartElement: {toks[:1]!r}")
+    for tok in toks:
+        if type(tok) is engine.StartElement:
+            for a in tok.attrs:
+                if a.name.space == "xmlns" or (not a.name.space and a.name.local == "xmlns"):
+                    raise AssertionError(f"an attribute reads as a namespace declaration: {a!r}")
     standalone = bytes(el)  # type: ignore[call-overload]
     el.encode("jabber:client")  # type: ignore[attr-defined]
     enc = engine.Encoder()
@@ -220,6 +227,9 @@ def seeds() -> dict[str, bytes]:
         "prefixes": make_input([_HEADER + b"<p:m xmlns:p='jabber:client' xmlns:q='urn:q' q:a='1' "
                                 b"xml:lang='de'><q:x/></p:m>"]),
         "cdata": make_input([_HEADER + b"<message><body><![CDATA[<&>]]></body></message>"]),
+        "reserved-ns": make_input([_HEADER + b"<x xmlns:a='xmlns' a:b='c'/>"]),
+        "xml-ns": make_input([_HEADER + b"<xml:x xmlns:xml='http://www.w3.org/XML/1998/namespace' "
+                              b"xml:lang='en'><y xmlns:a='http://www.w3.org/2000/xmlns/'/></xml:x>"]),
     }
 
 

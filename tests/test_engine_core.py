@@ -326,6 +326,139 @@ def test_many_distinct_names_stay_bounded(engine: types.ModuleType) -> None:
         assert el.name.local == "a%d" % i and el.get("x%d" % i) == "1"
 
 
+# -- namespace declarations ------------------------------------------------------
+
+NS_XML = "http://www.w3.org/XML/1998/namespace"
+NS_XMLNS = "http://www.w3.org/2000/xmlns/"
+BARE = b"<stream:stream xmlns:stream='http://etherx.jabber.org/streams'>"
+RESERVED_DECLS = {
+    # the namespace name 'xmlns' would read as a Go-form declaration
+    "xmlns-uri-used-on-attr": H + b"<x xmlns:a='xmlns' a:b='c'/>",
+    "xmlns-uri-attr-local-xmlns": H + b"<x xmlns:a='xmlns' a:xmlns='c'/>",
+    "xmlns-uri-unused": H + b"<x xmlns:a='xmlns'/>",
+    "xmlns-uri-on-element": H + b"<a:x xmlns:a='xmlns'/>",
+    "xmlns-uri-default": H + b"<x xmlns='xmlns'/>",
+    "xmlns-uri-nested": H + b"<x><y><z xmlns:b='xmlns' b:c='d'/></y></x>",
+    "xmlns-uri-in-header": b"<stream:stream xmlns:stream='http://etherx.jabber.org/streams' "
+    b"xmlns:a='xmlns' a:b='c'>",
+    "xmlns-uri-default-in-header": b"<stream:stream xmlns='xmlns' xmlns:stream='http://etherx.jabber.org/streams'>",
+    # Namespaces in XML 1.0, section 3
+    "xmlns-namespace-name": H + b"<x xmlns:a='http://www.w3.org/2000/xmlns/' a:b='c'/>",
+    "xmlns-namespace-name-default": H + b"<x xmlns='http://www.w3.org/2000/xmlns/'/>",
+    "xml-prefix-elsewhere": H + b"<x xmlns:xml='urn:not-xml'/>",
+    "xml-namespace-other-prefix": H + b"<x xmlns:a='http://www.w3.org/XML/1998/namespace' a:b='c'/>",
+    "xml-namespace-default": H + b"<x xmlns='http://www.w3.org/XML/1998/namespace'/>",
+    "xmlns-prefix-declared": H + b"<x xmlns:xmlns='urn:a'/>",
+    "xml-prefix-in-header": b"<stream:stream xmlns:xml='urn:x' xmlns:stream='http://etherx.jabber.org/streams'>",
+}
+
+
+@pytest.mark.parametrize("name", sorted(RESERVED_DECLS))
+def test_reserved_namespace_declarations_are_refused(engine: types.ModuleType, name: str) -> None:
+    data = RESERVED_DECLS[name]
+    raises_condition(engine, data, Condition.NOT_WELL_FORMED)
+    p = engine.StreamParser()
+    with pytest.raises(StreamError) as info:
+        for i in range(len(data)):
+            p.feed(data[i : i + 1])
+    assert info.value.condition is Condition.NOT_WELL_FORMED
+
+
+def test_reserved_declaration_keeps_earlier_elements(engine: types.ModuleType) -> None:
+    p = engine.StreamParser()
+    with pytest.raises(StreamError) as info:
+        p.feed(H + b"<iq type='get' id='1'/><x xmlns:a='xmlns' a:b='c'/><iq type='get' id='2'/>")
+    assert info.value.condition is Condition.NOT_WELL_FORMED
+    assert "xmlns" in info.value.text
+    assert [type(e) for e in info.value.events] == [engine.StartElement, engine.Element]
+    assert info.value.events[1].get("id") == "1"
+
+
+def test_ns_decl_error_rules() -> None:
+    """The rule both engines apply, whatever libexpat refuses before it."""
+    from xmpp._prolog import NS_SUSPECT_PREFIXES, NS_SUSPECT_URIS, ns_decl_error
+
+    refused = [("a", "xmlns"), ("", "xmlns"), ("xmlns", "urn:a"), ("a", NS_XMLNS), ("", NS_XMLNS),
+               ("xml", "urn:a"), ("xml", ""), ("a", NS_XML), ("", NS_XML), ("xmlns", NS_XMLNS)]
+    for prefix, uri in refused:
+        msg = ns_decl_error(prefix, uri)
+        assert msg, (prefix, uri)
+        # the engines ask only about declarations that pass the cheap filter
+        assert prefix in NS_SUSPECT_PREFIXES or uri in NS_SUSPECT_URIS
+    for prefix, uri in [("a", "urn:a"), ("", "jabber:client"), ("", ""), ("xml", NS_XML), ("a", "XMLNS"),
+                        ("a", "xml"), ("a", "urn:xmlns"), ("xmlns2", "urn:a"), ("xml2", NS_XML + "/")]:
+        assert ns_decl_error(prefix, uri) is None, (prefix, uri)
+    assert "xmlns:a" in (ns_decl_error("a", "xmlns") or "")
+
+
+def _go_form_decls(el: object) -> list[object]:
+    """The attributes of any start tag in ``el`` that look like namespace declarations."""
+    found = []
+    for tok in el:  # type: ignore[attr-defined]
+        for a in getattr(tok, "attrs", ()):
+            if a.name.space == "xmlns" or (a.name.space == "" and a.name.local == "xmlns"):
+                found.append(a)
+    return found
+
+
+@pytest.mark.parametrize(
+    "stanza",
+    [
+        b"<x xmlns:xml='http://www.w3.org/XML/1998/namespace' xml:lang='en'/>",
+        b"<x xmlns:a='XMLNS' a:b='c'/>",
+        b"<x xmlns:a='xml' a:b='c'/>",
+        b"<x xmlns:a='urn:xmlns' a:xmlns='c' xml:xmlns='d'/>",
+        b"<x xmlns:xmlnsx='urn:a' xmlnsx:b='c'/>",
+        b"<x xmlns:a='jabber:client' a:b='c'><a:y a:z='1'/></x>",
+        b"<xmlns xmlns=''/>",
+        b"<x><xml:y xml:lang='de'>t</xml:y></x>",
+        b"<xml:x/>",
+    ],
+)
+def test_declarations_near_the_reserved_ones_are_kept(engine: types.ModuleType, stanza: bytes) -> None:
+    """What is allowed parses; no attribute of an element looks like a declaration;
+    every element re-encodes and parses back equal."""
+    evs = engine.StreamParser().feed(H + stanza)
+    assert len(evs) == 2 and type(evs[1]) is engine.Element
+    el = evs[1]
+    assert _go_form_decls(el) == []
+    for data, header in ((bytes(el), BARE), (el.encode("jabber:client"), H)):
+        again = engine.StreamParser().feed(header + data)
+        assert again[1] == el, data
+
+
+def test_header_declarations_in_go_form(engine: types.ModuleType) -> None:
+    N, A = engine.Name, engine.Attr
+    header = engine.StreamParser().feed(
+        b"<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' "
+        b"xmlns:xml='http://www.w3.org/XML/1998/namespace' xml:lang='en' a='1'>"
+    )[0]
+    assert header.attrs == (
+        A(N("", "xmlns"), "jabber:client"),
+        A(N("xmlns", "stream"), NS_STREAMS),
+        A(N("xmlns", "xml"), NS_XML),
+        A(N(NS_XML, "lang"), "en"),
+        A(N("", "a"), "1"),
+    )
+
+
+def test_encoder_writes_the_xml_namespace_with_its_prefix(engine: types.ModuleType) -> None:
+    """The xml prefix is bound everywhere and may not be a default namespace."""
+    N = engine.Name
+    x, y = N(NS_XML, "x"), N("jabber:client", "y")
+    toks = [engine.StartElement(y), engine.StartElement(x, [engine.Attr(N(NS_XML, "lang"), "en")]),
+            engine.CharData("t"), engine.EndElement(x), engine.EndElement(y)]
+    el = engine.Element.from_tokens(toks)
+    assert bytes(el) == b'<y xmlns="jabber:client"><xml:x xml:lang="en">t</xml:x></y>'
+    assert el.encode("jabber:client") == b'<y><xml:x xml:lang="en">t</xml:x></y>'
+    # with a namespaced attribute, the general path of the encoder
+    z = engine.Element.from_tokens([engine.StartElement(x, [engine.Attr(N("urn:a", "b"), "c")]),
+                                    engine.EndElement(x)])
+    assert bytes(z) == b'<xml:x ns1:b="c" xmlns:ns1="urn:a"/>'
+    for e in (el, z):
+        assert engine.StreamParser().feed(BARE + bytes(e))[1] == e
+
+
 # -- Element ------------------------------------------------------------------
 
 

@@ -1,4 +1,6 @@
-"""The prolog check shared by both engines (RFC 6120 section 11).
+"""The input checks shared by both engines: the prolog and namespace declarations.
+
+The prolog (RFC 6120 section 11):
 
 Before a stream's root element only an optional byte order mark, an optional
 XML declaration and white space may appear.  Everything else that XML allows
@@ -8,6 +10,10 @@ so that no entity is ever declared and so never expanded.
 
 This runs once per stream on a few hundred bytes, so plain Python is fine for
 the compiled engine as well.
+
+Namespace declarations: :func:`ns_decl_error` says which ones are refused.
+The engines call it only for the rare declaration that names a reserved
+prefix or namespace name, so it is off the hot path too.
 """
 
 from __future__ import annotations
@@ -15,6 +21,15 @@ from __future__ import annotations
 import re
 
 from xmpp.stream import Condition, StreamError
+
+#: The namespace name the prefix ``xml`` is bound to (Namespaces in XML 1.0, section 3).
+NS_XML = "http://www.w3.org/XML/1998/namespace"
+#: The namespace name of the prefix ``xmlns``; no prefix may be bound to it.
+NS_XMLNS = "http://www.w3.org/2000/xmlns/"
+#: Namespace names for which a declaration must go through :func:`ns_decl_error`.
+NS_SUSPECT_URIS = frozenset(("xmlns", NS_XMLNS, NS_XML))
+#: Prefixes for which a declaration must go through :func:`ns_decl_error`.
+NS_SUSPECT_PREFIXES = frozenset(("xml", "xmlns"))
 
 #: The most bytes a prolog may take before the root element starts.
 MAX_PROLOG_BYTES = 4096
@@ -89,3 +104,36 @@ def _need_more(n: int) -> int:
     if n > MAX_PROLOG_BYTES:
         raise StreamError(Condition.POLICY_VIOLATION, f"prolog longer than {MAX_PROLOG_BYTES} bytes")
     return -1
+
+
+def ns_decl_error(prefix: str, uri: str) -> str | None:
+    """Say why declaring ``prefix`` (``""`` for the default) as ``uri`` is refused, or None.
+
+    Namespaces in XML 1.0 (section 3) forbids declaring the prefix ``xmlns``,
+    binding any prefix to ``http://www.w3.org/2000/xmlns/``, binding ``xml`` to
+    anything but ``http://www.w3.org/XML/1998/namespace``, and binding another
+    prefix (or the default namespace) to that name; libexpat refuses these
+    itself, and this check holds whatever libexpat does.  The engine also
+    refuses the namespace name ``xmlns``: an attribute in it would be the
+    token ``Attr(Name("xmlns", local), value)``, which is how a namespace
+    declaration is written in Go's form, so it would be re-sent as a
+    declaration and lost.  A refused declaration is a ``not-well-formed``
+    stream error; a declaration that passes here can be used freely.
+
+    >>> ns_decl_error("p", "urn:example") is None
+    True
+    >>> ns_decl_error("a", "xmlns")
+    "xmlns:a binds the namespace name 'xmlns', which is reserved for namespace declarations"
+    """
+    qname = f"xmlns:{prefix}" if prefix else "xmlns"
+    if uri == "xmlns":
+        return f"{qname} binds the namespace name 'xmlns', which is reserved for namespace declarations"
+    if prefix == "xmlns":
+        return "the prefix xmlns must not be declared"
+    if uri == NS_XMLNS:
+        return f"{qname} binds the reserved namespace name {NS_XMLNS}"
+    if prefix == "xml" and uri != NS_XML:
+        return f"the prefix xml must not be bound to any namespace name but {NS_XML}"
+    if prefix != "xml" and uri == NS_XML:
+        return f"{qname} binds {NS_XML}, which only the prefix xml may be bound to"
+    return None

@@ -22,11 +22,11 @@ from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
 from cpython.ref cimport Py_INCREF
 from cpython.unicode cimport PyUnicode_DecodeUTF8, PyUnicode_InternFromString
 from libc.stdint cimport uint32_t, uint64_t
-from libc.string cimport memchr, memcpy, memcmp, strlen
+from libc.string cimport memchr, memcpy, memcmp, strcmp, strlen
 
 from sys import intern as _intern_str
 
-from xmpp._prolog import DECL as _DECL, scan_prolog
+from xmpp._prolog import DECL as _DECL, ns_decl_error, scan_prolog
 from xmpp.stream import Condition, StreamError
 
 cdef extern from "Python.h":
@@ -923,15 +923,34 @@ cdef void _cb_doctype(void* ud, const char* name, const char* sysid, const char*
         p._fail_exc(exc)
 
 
+cdef inline bint _ns_suspect(const char* prefix, const char* uri) noexcept:
+    """True when a declaration names a reserved prefix or namespace name (see
+    xmpp._prolog.ns_decl_error, which decides); false for nearly all of them."""
+    if uri != NULL and (strcmp(uri, b"xmlns") == 0
+                        or strcmp(uri, b"http://www.w3.org/2000/xmlns/") == 0
+                        or strcmp(uri, b"http://www.w3.org/XML/1998/namespace") == 0):
+        return True
+    return prefix != NULL and (strcmp(prefix, b"xml") == 0 or strcmp(prefix, b"xmlns") == 0)
+
+
 cdef void _cb_ns(void* ud, const char* prefix, const char* uri) noexcept:
     cdef StreamParser p = <StreamParser>ud
     if p.failed:
         return
     try:
-        p.nsdecls.append((
-            "" if prefix == NULL else prefix.decode("utf-8"),
-            "" if uri == NULL else uri.decode("utf-8"),
-        ))
+        if _ns_suspect(prefix, uri):
+            msg = ns_decl_error("" if prefix == NULL else prefix.decode("utf-8"),
+                                "" if uri == NULL else uri.decode("utf-8"))
+            if msg is not None:
+                p._fail(Condition.NOT_WELL_FORMED, msg)
+                return
+        if p.depth == 0:
+            # The header's declarations become its attributes (Go's form);
+            # below it they only make namespace names.
+            p.nsdecls.append((
+                "" if prefix == NULL else prefix.decode("utf-8"),
+                "" if uri == NULL else uri.decode("utf-8"),
+            ))
     except BaseException as exc:
         p._fail_exc(exc)
 
@@ -1235,7 +1254,6 @@ cdef class StreamParser:
     cdef int _on_header(self, const char* name, const char** atts) except -1:
         cdef Py_ssize_t nb, i = 0
         cdef list attrs = []
-        capi.SetNamespaceDeclHandler(self.xp, NULL, NULL)
         for prefix, uri in self.nsdecls:
             if prefix:
                 attrs.append(_make_attr(self.tab.name(self._intern_py(NS_XMLNS_PREFIX, prefix)), uri))
@@ -1379,7 +1397,8 @@ cdef class StreamParser:
         if n >= 8:
             self.tail = p[n - 8:n]
         elif n:
-            self.tail = (self.tail + p[:n])[-8:]
+            joined = self.tail + p[:n]
+            self.tail = joined[len(joined) - 8:] if len(joined) > 8 else joined
         events = self.events
         self.events = None
         if self.failed:
@@ -1578,7 +1597,10 @@ cdef class Encoder:
             sc.default = default
             buf_str(b, name.local)
         else:
-            prefix = prefixes.get(name.space) if name.space else None
+            if name.space is NS_XML or name.space == NS_XML:
+                prefix = "xml"  # bound in every document; it may not be the default
+            else:
+                prefix = prefixes.get(name.space) if name.space else None
             if prefix is not None:
                 sc.qname = f"{prefix}:{name.local}"
                 sc.default = default
@@ -1636,6 +1658,7 @@ cdef class Encoder:
         cdef list extra = []
         cdef int counter = 0
         cdef Name name = s.name
+        cdef object prefix
         if not name.local:
             raise ValueError("an element needs a local name")
         for a in s.attrs:
@@ -1653,13 +1676,17 @@ cdef class Encoder:
         self._close_pending()
         buf_byte(b, b'<')
         sc.name = name
+        if name.space == NS_XML:
+            prefix = "xml"  # bound in every document; it may not be the default
+        else:
+            prefix = prefixes.get(name.space) if name.space else None
         if name.space == default and not (explicit_default is not None and explicit_default != default
-                                          and prefixes.get(name.space) is not None):
+                                          and prefix is not None):
             sc.qname = name.local
             sc.default = default
             buf_str(b, name.local)
-        elif name.space and prefixes.get(name.space) is not None:
-            sc.qname = f"{prefixes[name.space]}:{name.local}"
+        elif prefix is not None:
+            sc.qname = f"{prefix}:{name.local}"
             sc.default = explicit_default if explicit_default is not None else default
             buf_str(b, sc.qname)
             if explicit_default is not None:

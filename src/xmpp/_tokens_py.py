@@ -14,7 +14,7 @@ from operator import itemgetter
 from typing import Any, Union
 from xml.parsers import expat
 
-from xmpp._prolog import DECL, scan_prolog
+from xmpp._prolog import DECL, NS_SUSPECT_PREFIXES, NS_SUSPECT_URIS, ns_decl_error, scan_prolog
 from xmpp.stream import Condition, StreamError
 
 __all__ = [
@@ -543,7 +543,7 @@ class StreamParser:
             self._fail(Condition.POLICY_VIOLATION, f"element larger than {self._max_bytes} bytes")
 
     def _on_header(self, raw: str, attrs: list[str]) -> None:
-        self._xp.StartNamespaceDeclHandler = None
+        self._xp.StartNamespaceDeclHandler = self._on_ns_below
         out = []
         for prefix, uri in self._nsdecls:
             n = Name("xmlns", prefix) if prefix else Name("", "xmlns")
@@ -594,7 +594,20 @@ class StreamParser:
         self._fail(Condition.RESTRICTED_XML, "a DOCTYPE is not allowed in XMPP")
 
     def _on_ns(self, prefix: str | None, uri: str | None) -> None:
+        if uri in NS_SUSPECT_URIS or prefix in NS_SUSPECT_PREFIXES:
+            self._check_ns(prefix or "", uri or "")
         self._nsdecls.append((prefix or "", uri or ""))
+
+    def _on_ns_below(self, prefix: str | None, uri: str | None) -> None:
+        # Below the header declarations become namespace names, not tokens.
+        if uri in NS_SUSPECT_URIS or prefix in NS_SUSPECT_PREFIXES:
+            self._check_ns(prefix or "", uri or "")
+
+    def _check_ns(self, prefix: str, uri: str) -> None:
+        # Refused declarations: see xmpp._prolog.ns_decl_error.
+        msg = ns_decl_error(prefix, uri)
+        if msg is not None:
+            self._fail(Condition.NOT_WELL_FORMED, msg)
 
     # -- feeding -------------------------------------------------------------
 
@@ -757,7 +770,8 @@ class Encoder:
         if self._pending:
             out.append(">")
         space, local = name[0], name[1]
-        prefix = prefixes.get(space) if space else None
+        # The prefix xml is bound in every document, and may not be the default.
+        prefix = "xml" if space == _NS_XML else prefixes.get(space) if space else None
         if space == default and not (
             explicit_default is not None and explicit_default != default and prefix is not None
         ):
