@@ -27,13 +27,12 @@ import pytest
 
 from xmpp import dial as xdial
 from xmpp import stanza
-from xmpp.bind import bind
+from xmpp.client import client_features, dial_client_session
 from xmpp.jid import JID
 from xmpp.mux import ServeMux
-from xmpp.negotiator import StreamConfig, StreamFeature
-from xmpp.sasl import DEFAULT_MECHANISMS, SASLCondition, SASLError, sasl
-from xmpp.session import Session, SessionState, new_session, protocol_factory
-from xmpp.starttls import starttls
+from xmpp.negotiator import StreamFeature
+from xmpp.sasl import DEFAULT_MECHANISMS, NS_SASL, SASLCondition, SASLError
+from xmpp.session import Session, SessionState
 from xmpp.stream import NS_CLIENT, Condition, StreamError
 from xmpp.xmlstream import CharData, Element, Name, StartElement
 
@@ -45,6 +44,7 @@ NS_PING = "urn:xmpp:ping"
 PING = Name(NS_PING, "ping")
 BODY = Name(NS_CLIENT, "body")
 STARTTLS = Name("urn:ietf:params:xml:ns:xmpp-tls", "starttls")
+SASL_MECHANISMS = Name(NS_SASL, "mechanisms")
 ALL_MECHANISMS = (
     "PLAIN",
     "SCRAM-SHA-1",
@@ -97,18 +97,21 @@ class Wire:
         return re.findall(r"<auth [^>]*mechanism='([^']+)'", b"".join(self.out).decode())
 
 
-def recording_sasl(user: str, password: str, wire: Wire, mechanisms: Any = None) -> StreamFeature:
-    """The library's SASL feature, noting in ``wire`` the mechanisms its own parser read."""
-    feature = sasl(user, password) if mechanisms is None else sasl(user, password, mechanisms=mechanisms)
-    parse = feature.parse
-    assert parse is not None
+def noting_offers(features: list[StreamFeature], wire: Wire) -> list[StreamFeature]:
+    """``features`` with the SASL feature's parser also noting in ``wire`` the mechanisms it read."""
+    out = []
+    for feature in features:
+        parse = feature.parse
+        if feature.name == SASL_MECHANISMS and parse is not None:
 
-    def noting(session: Session, el: Element) -> tuple[bool, Any]:
-        required, data = parse(session, el)
-        wire.offered[:] = list(data)
-        return required, data
+            def noting(session: Session, el: Element, parse: Any = parse) -> tuple[bool, Any]:
+                required, data = parse(session, el)
+                wire.offered[:] = list(data)
+                return required, data
 
-    return dataclasses.replace(feature, parse=noting)
+            feature = dataclasses.replace(feature, parse=noting)
+        out.append(feature)
+    return out
 
 
 async def login(
@@ -124,33 +127,35 @@ async def login(
     wire: Wire | None = None,
     domain: str | None = None,
 ) -> Session:
-    """Dial ``server`` and negotiate a client session for ``user`` (STARTTLS or direct TLS, SASL, bind).
+    """Log ``user`` in to ``server`` with :func:`xmpp.client.dial_client_session` (STARTTLS or direct TLS).
 
-    Until ``xmpp.client.dial_client_session`` lands this builds the session
-    from :func:`xmpp.dial.dial` and :func:`xmpp.session.new_session`.
+    The features are the standard ones (:func:`xmpp.client.client_features`);
+    ``wire`` notes what the SASL feature read and every byte we wrote.
     """
     ctx = ctx if ctx is not None else client_context(pki)
     wire = wire if wire is not None else Wire()
-    domain = domain or server.domain
-    transport, _, target = await xdial.dial(
-        domain,
-        protocol_factory,
-        host=server.host,
-        port=server.direct_tls_port if direct_tls else server.c2s_port,
-        direct_tls=direct_tls,
-        tls_context=ctx,
-        timeout=TIMEOUT,
+    jid = JID(user, domain or server.domain, None)
+    password = server.users[user] if password is None else password
+    features = client_features(
+        jid, password, tls_context=ctx, mechanisms=mechanisms, resource=resource, timeout=TIMEOUT
     )
-    assert target.direct_tls is direct_tls
-    features = [
-        starttls(ctx, timeout=TIMEOUT),
-        recording_sasl(user, server.users[user] if password is None else password, wire, mechanisms),
-        bind(resource, timeout=TIMEOUT),
-    ]
-    config = StreamConfig(features=features, tee_out=wire.out.append, timeout=TIMEOUT)
-    return await bounded(
-        new_session(transport, domain, origin=f"{user}@{domain}", config=config), f"login of {user}"
+    session = await bounded(
+        dial_client_session(
+            jid,
+            password,
+            features=noting_offers(features, wire),
+            tls_context=ctx,
+            host=server.host,
+            port=server.direct_tls_port if direct_tls else server.c2s_port,
+            direct_tls=direct_tls,
+            timeout=TIMEOUT,
+            tee_out=wire.out.append,
+        ),
+        f"login of {user}",
+        TIMEOUT + 1,
     )
+    assert session.state & SessionState.READY
+    return session
 
 
 class Running:
