@@ -535,6 +535,9 @@ class Server:
       and messages (``remote-server-not-found`` for another domain), and
       presences are dropped (RFC 6120 section 10, RFC 6121 section 8).
 
+    With ``direct_tls`` the listener speaks TLS from the first byte
+    (XEP-0368, ALPN ``xmpp-client``) and STARTTLS is not offered.
+
     Binding a resource that is already bound replaces the old session: it
     gets the stream error ``conflict``.  A peer that does not finish
     negotiating within ``timeout`` seconds is dropped, as is a client that
@@ -556,6 +559,7 @@ class Server:
         mechanisms: Sequence[str] | None = None,
         iterations: int = MIN_ITERATIONS,
         max_stanza_bytes: int = _xmlstream.DEFAULT_MAX_STANZA_BYTES,
+        direct_tls: bool = False,
     ) -> None:
         self._domain_jid = JID.parse(domain)
         if not self._domain_jid.is_domain:
@@ -575,9 +579,12 @@ class Server:
         self.store = MemoryCredentialStore(users or {}, iterations=iterations)
         #: The last negotiation failures (at most 100), oldest first.
         self.failures: collections.deque[BaseException] = collections.deque(maxlen=100)
+        #: True when connections are TLS from the first byte (XEP-0368)
+        #: instead of negotiating STARTTLS.
+        self.direct_tls = direct_tls
         self._mechanisms = mechanisms
         self._max_stanza_bytes = max_stanza_bytes
-        self._tls = self.certificate.server_context()
+        self._tls = self.certificate.server_context(alpn=("xmpp-client",) if direct_tls else ())
         self._listener: asyncio.AbstractServer | None = None
         self._closing = False
         self._bound: dict[JID, _Bound] = {}
@@ -615,7 +622,16 @@ class Server:
             raise RuntimeError("the server is already started")
         loop = asyncio.get_running_loop()
         self._closing = False
-        self._listener = await loop.create_server(self._protocol, self.host, self.port)
+        if self.direct_tls:
+            self._listener = await loop.create_server(
+                self._protocol,
+                self.host,
+                self.port,
+                ssl=self._tls,
+                ssl_handshake_timeout=self.timeout,
+            )
+        else:
+            self._listener = await loop.create_server(self._protocol, self.host, self.port)
         sockets = self._listener.sockets
         if sockets:
             self.port = int(sockets[0].getsockname()[1])
@@ -662,20 +678,38 @@ class Server:
 
         def connection_made(transport: asyncio.BaseTransport) -> None:
             made(transport)
-            accept(transport)
+            accept(transport, proto)
 
         setattr(proto, "connection_made", connection_made)  # noqa: B010
         return proto
 
-    def _accept(self, transport: asyncio.BaseTransport) -> None:
+    def _accept(self, transport: asyncio.BaseTransport, proto: asyncio.BaseProtocol) -> None:
+        t: asyncio.Transport = transport  # type: ignore[assignment]
         if self._closing:
-            transport.abort()  # type: ignore[attr-defined]
+            t.abort()
             return
-        task = asyncio.get_running_loop().create_task(self._connection(transport))  # type: ignore[arg-type]
+        # Read nothing until the session has adopted the protocol: a stream
+        # header that arrives before the session exists would be refused as
+        # unexpected (a client that speaks at once, TLS data that comes with
+        # the end of the handshake).
+        t.pause_reading()
+        loop = asyncio.get_running_loop()
+        task = loop.create_task(self._connection(t))
         self._tasks.add(task)
         self._negotiating.add(task)
         task.add_done_callback(self._tasks.discard)
         task.add_done_callback(self._negotiating.discard)
+        loop.call_soon(self._read_when_adopted, t, proto, 1000)
+
+    def _read_when_adopted(self, transport: asyncio.Transport, proto: asyncio.BaseProtocol, tries: int) -> None:
+        if transport.is_closing():
+            return
+        if getattr(proto, "session", None) is not None:
+            transport.resume_reading()
+        elif tries > 0:
+            asyncio.get_running_loop().call_soon(self._read_when_adopted, transport, proto, tries - 1)
+        else:
+            transport.abort()
 
     async def _connection(self, transport: asyncio.Transport) -> None:
         try:
@@ -683,7 +717,7 @@ class Server:
                 transport,
                 self.domain,
                 store=self.store,
-                tls_context=self._tls,
+                tls_context=None if self.direct_tls else self._tls,
                 mechanisms=self._mechanisms,
                 own_cert_der=self.certificate.cert_der,
                 timeout=self.timeout,
