@@ -9,8 +9,10 @@ time fails the test instead of hanging it.
 Facts about the servers these tests rely on (``servers.md``): Prosody 0.12
 offers PLAIN, SCRAM-SHA-1 and SCRAM-SHA-256, and the ``-PLUS`` variants only
 on TLS 1.2 (tls-unique); ejabberd 23.01 offers PLAIN and SCRAM-SHA-1/256/512,
-and advertises ``-PLUS`` (tls-unique only, no XEP-0440 announcement) on TLS
-1.3 as well, where no tls-unique exists.  Neither announces XEP-0440.
+and advertises ``-PLUS`` on TLS 1.3 as well, where no tls-unique exists.
+Neither announces its channel binding types (XEP-0440), so the client
+assumes tls-unique, RFC 5802's default: on TLS 1.3 it has no binding in
+common with either server and must not choose ``-PLUS``.
 """
 
 from __future__ import annotations
