@@ -453,6 +453,9 @@ _TYPE = _Name("", "type")
 _STANZAS = frozenset(("message", "presence", "iq"))
 _STANZA_NAMES = {local: _Name(_NS_CLIENT, local) for local in _STANZAS}
 _REQUESTS = frozenset(("get", "set"))
+# Pending bytes for one recipient that are written at once, not at the end
+# of the loop iteration.
+_FLUSH_SIZE = 64 * 1024
 
 
 def _attr_value(text: str) -> bytes:
@@ -482,9 +485,14 @@ def _disco_info(category: str, type_: str, name: str) -> list[_Token]:
 
 
 class _Bound:
-    """A bound client session and what routing needs of it, computed once."""
+    """A bound client session and what routing needs of it, computed once.
 
-    __slots__ = ("session", "jid", "jid_s", "bare_s", "from_attr", "high")
+    Stanzas for the session are gathered in ``pending`` and written with one
+    call at the end of the event loop's iteration (one TLS record and one
+    system call for a burst, not one per stanza).
+    """
+
+    __slots__ = ("session", "jid", "jid_s", "bare_s", "from_attr", "high", "pending", "pending_size", "scheduled")
 
     def __init__(self, session: Session, jid: JID) -> None:
         self.session = session
@@ -497,6 +505,20 @@ class _Bound:
             self.high = int(session.transport.get_write_buffer_limits()[1])
         except (AttributeError, NotImplementedError):
             self.high = 64 * 1024
+        self.pending: list[bytes] = []
+        self.pending_size = 0
+        self.scheduled = False
+
+    def flush(self) -> None:
+        """Write what is pending (dropped if the session can no longer be written)."""
+        self.scheduled = False
+        if not self.pending:
+            return
+        data = b"".join(self.pending)
+        self.pending.clear()
+        self.pending_size = 0
+        with contextlib.suppress(SessionClosedError, OSError):
+            self.session.write_raw(data)
 
 
 class Server:
@@ -645,6 +667,8 @@ class Server:
             listener.close()
         for t in list(self._negotiating):
             t.cancel()
+        for b in self._bound.values():
+            b.flush()
         sessions = [b.session for b in self._bound.values()]
         if sessions:
             await asyncio.gather(
@@ -742,6 +766,7 @@ class Server:
             _log.exception("session %s failed", bound.jid_s)
         finally:
             self._unregister(bound)
+            bound.flush()
             if not session.closed:
                 await session.close(timeout=self.close_timeout)
 
@@ -771,6 +796,7 @@ class Server:
     def _kick(self, b: _Bound, err: _StreamError) -> None:
         """End a session with a stream error (closing is bounded, in the background)."""
         self._unregister(b)
+        b.flush()
         with contextlib.suppress(SessionClosedError, OSError):
             b.session.write_raw(err.to_bytes())
         self._spawn(b.session.close(timeout=self.close_timeout))
@@ -837,13 +863,16 @@ class Server:
         return data
 
     def _deliver(self, target: _Bound, data: bytes) -> Awaitable[None] | None:
-        session = target.session
-        try:
-            session.write_raw(data)
-        except SessionClosedError:
-            return None  # the recipient is leaving: the stanza goes with it
-        if session.transport.get_write_buffer_size() > target.high:
-            return self._wait_writable(target)
+        """Queue ``data`` for ``target``; a coroutine to await when it is not reading."""
+        target.pending.append(data)
+        target.pending_size += len(data)
+        if target.pending_size >= _FLUSH_SIZE:
+            target.flush()
+            if target.session.transport.get_write_buffer_size() > target.high:
+                return self._wait_writable(target)
+        elif not target.scheduled:
+            target.scheduled = True
+            asyncio.get_running_loop().call_soon(target.flush)
         return None
 
     async def _wait_writable(self, target: _Bound) -> None:
@@ -946,7 +975,8 @@ class Server:
                 _Attr(_TYPE, "result"),
             ),
         )
-        return b.session.send([reply, *payload, reply.end()])
+        _answered(b.session)
+        return self._deliver(b, _encode([reply, *payload, reply.end()]))
 
     def _bounce(
         self,
@@ -969,7 +999,15 @@ class Server:
             attrs.append(_Attr(_ID, sid))
         reply = _StartElement(_STANZA_NAMES[local], attrs)
         err = _StanzaError(etype, condition)
-        return b.session.send([reply, *err.tokens(_NS_CLIENT), reply.end()])
+        if local == "iq":
+            _answered(b.session)
+        return self._deliver(b, _encode([reply, *err.tokens(_NS_CLIENT), reply.end()]))
+
+
+def _encode(tokens: list[_Token]) -> bytes:
+    enc = _xmlstream.Encoder(ns=_NS_CLIENT)
+    enc.encode(tokens)
+    return enc.flush()
 
 
 def _restamp(el: _Element, start: _StartElement, jid_s: str) -> bytes:
