@@ -308,6 +308,9 @@ async def test_handler_stream_error_is_sent_and_serve_ends() -> None:
     assert ei.value.condition is SC.POLICY_VIOLATION
     assert ei.value.text == "no messages here"
     assert s.state & SessionState.OUTPUT_STREAM_CLOSED
+    # The receiver of a stream error knows at once that its input is over.
+    assert c.state & SessionState.INPUT_STREAM_CLOSED
+    assert c.state & SessionState.OUTPUT_STREAM_CLOSED
 
 
 async def test_malformed_input_is_answered_with_a_stream_error() -> None:

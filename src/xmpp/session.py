@@ -430,7 +430,10 @@ class Session:
             self._resume_reading_if_drained()
             name = el.name
             if name.local == "error" and name.space == NS_STREAMS:
-                raise StreamError.from_element(el)
+                err = StreamError.from_element(el)
+                err._from_peer = True  # type: ignore[attr-defined]
+                self._input_closed(err)
+                raise err
             return el
         if self._input_error is not None:
             raise self._input_error
@@ -831,6 +834,7 @@ class Session:
                 name = start.name
                 if name.space == streams and name.local == "error":
                     err = StreamError.from_element(el)
+                    self._input_closed(err)  # nothing may follow a stream error
                     await self._finish_output()
                     raise err
                 is_request = name.local == "iq" and start.get("type") in ("get", "set")
@@ -1074,8 +1078,10 @@ async def _negotiate(
             s._state |= int(bits)
     except BaseException as exc:
         if isinstance(exc, StreamError) and not s._state & _OUTPUT_STREAM_CLOSED:
-            if exc.condition is not Condition.RESET:
+            if not getattr(exc, "_from_peer", False):
                 await s._send_stream_error(exc)
+            else:
+                await s._finish_output()
         s._abort()
         raise
     return s
