@@ -16,7 +16,9 @@ import pytest
 from xmpp.client import dial_client_session
 from xmpp.jid import JID
 from xmpp.mux import ServeMux
-from xmpp.session import Session, SessionState
+from xmpp.negotiator import StreamConfig
+from xmpp.session import Session, SessionState, new_session, protocol_factory
+from xmpp.starttls import starttls
 from xmpp.stanza import IQ, Condition, IQType, Message, MessageType, Presence, StanzaError
 from xmpp.stream import NS_CLIENT, StreamError
 from xmpp.stream import Condition as SC
@@ -281,7 +283,8 @@ async def test_bind_conflict_replaces_the_old_session(server: Server) -> None:
 async def test_the_server_closing_a_session_ends_serve_cleanly(server: Server) -> None:
     async with clients(server, "alice@localhost/a") as (a,):
         await server.sessions[a.jid].close(timeout=2)
-        assert await asyncio.wait_for(a.task, 5) is None
+        await asyncio.wait_for(a.task, 5)  # returns: no exception
+        assert a.task.exception() is None
         assert a.session.closed
 
 
@@ -290,8 +293,9 @@ async def test_leaving_the_server_block_closes_everything(cert: TestCertificate)
         a = await connect(server, "alice@localhost/a")
         b = await connect(server, "bob@localhost/b")
         reader, writer = await asyncio.open_connection(server.host, server.port)  # still negotiating
-    assert await asyncio.wait_for(a.task, 5) is None
-    assert await asyncio.wait_for(b.task, 5) is None
+    for c in (a, b):
+        await asyncio.wait_for(c.task, 5)  # serve ended cleanly, without an exception
+        assert c.task.exception() is None
     assert not server.sessions
     assert await asyncio.wait_for(reader.read(), 5) == b""
     writer.close()
@@ -322,18 +326,12 @@ async def test_a_stalling_peer_is_dropped_after_the_timeout(cert: TestCertificat
 
 async def test_a_stall_after_starttls_is_dropped_too(cert: TestCertificate) -> None:
     """A client that authenticates slowly (here: never sends <auth/>) is cut off."""
-    from xmpp.negotiator import StreamConfig
-    from xmpp.session import new_session
-    from xmpp.starttls import starttls
-
     async with Server(users=USERS, certificate=cert, timeout=0.5) as server:
         loop = asyncio.get_running_loop()
-        from xmpp.session import protocol_factory
-
         transport, _ = await loop.create_connection(protocol_factory, server.host, server.port)
         # STARTTLS only: the client is READY on its side, then says nothing.
         session = await new_session(
-            transport, "localhost", origin="alice@localhost",  # type: ignore[arg-type]
+            transport, "localhost", origin="alice@localhost",
             config=StreamConfig(features=[starttls(server.client_context())], timeout=5),
         )
         assert session.state & SessionState.SECURE
