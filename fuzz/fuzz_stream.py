@@ -35,7 +35,7 @@ import sys
 import types
 from collections.abc import Sequence
 
-if __name__ == "__main__":
+if __name__ == "__main__" and "--write-seeds" not in sys.argv:
     # Coverage feedback comes from Python code, so the library's modules are
     # instrumented as they are first imported: the pure engine, the prolog
     # check both engines share, the stream errors.  The compiled engine is
