@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from xmpp.client import client_features, dial_client_session, dial_server_session
+from xmpp.client import client_features, dial_client_session, dial_server_session, receive_client_session
+from xmpp.dial import DialError
 from xmpp.jid import JID
 from xmpp.negotiator import StreamConfig
 from xmpp.sasl import SASLCondition, SASLError
@@ -244,3 +245,26 @@ async def test_dial_server_session_negotiates_starttls_only() -> None:
     finally:
         srv.close()
         await srv.wait_closed()
+
+
+async def test_nothing_listening_is_a_dial_error(cert: TestCertificate) -> None:
+    loop = asyncio.get_running_loop()
+    srv = await loop.create_server(asyncio.Protocol, "127.0.0.1", 0)
+    port = srv.sockets[0].getsockname()[1]
+    srv.close()
+    await srv.wait_closed()  # the port is free again: connections are refused
+    with pytest.raises(DialError):
+        await dial_client_session(
+            "alice@localhost", PASSWORD, host="127.0.0.1", port=port,
+            tls_context=cert.client_context(), timeout=5,
+        )
+
+
+async def test_receive_client_session_insists_on_tls(cert: TestCertificate) -> None:
+    from xmpp.sasl import MemoryCredentialStore
+    from xmpp.testing import memory_pipe
+
+    _ct, st = memory_pipe()
+    with pytest.raises(ValueError, match="TLS"):
+        await receive_client_session(st, "localhost", store=MemoryCredentialStore(), tls_context=None)
+    assert st.is_closing()

@@ -378,3 +378,24 @@ async def test_a_flood_keeps_order_and_loses_nothing(server: Server) -> None:
         for i in range(n):
             got = await a.get(10)
             assert got.get("id") == f"m{i}"
+
+
+async def test_a_client_that_stops_reading_is_dropped(cert: TestCertificate) -> None:
+    async with Server(users=USERS, certificate=cert, timeout=1.0) as server:
+        async with clients(server, "alice@localhost/a", "bob@localhost/b") as (a, b):
+            a.session.transport.pause_reading()  # alice reads nothing more
+            big = "x" * 4000
+            sent = 0
+            # Bob floods alice until the server gives up on her (bounded in count and time).
+            async def flood() -> None:
+                nonlocal sent
+                while a.jid in server.sessions and sent < 20000:
+                    await b.session.send_message(Message(to=a.jid), body(big))
+                    sent += 1
+
+            await asyncio.wait_for(flood(), 60)
+            assert a.jid not in server.sessions
+            assert sent < 20000
+            # Bob was only held up, never cut off.
+            reply = await b.session.send_iq(IQ(type=IQType.GET), ping(), timeout=10)
+            assert reply.get("type") == "result"

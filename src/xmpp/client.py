@@ -236,9 +236,6 @@ async def _dial_and_negotiate(
     timeout: float,
     max_stanza_bytes: int,
 ) -> Session:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-
     async def run() -> Session:
         transport, _proto, _target = await dial(
             domain,
@@ -263,7 +260,7 @@ async def _dial_and_negotiate(
             transport.abort()
             raise
 
-    return await _bounded(run(), deadline - loop.time(), f"connecting to {domain}")
+    return await _bounded(run(), timeout, f"connecting to {domain}")
 
 
 async def _bounded(coro: Awaitable[_T], timeout: float, what: str) -> _T:

@@ -866,9 +866,10 @@ class Server:
         """Queue ``data`` for ``target``; a coroutine to await when it is not reading."""
         target.pending.append(data)
         target.pending_size += len(data)
-        if target.pending_size >= _FLUSH_SIZE:
+        transport = target.session.transport
+        if target.pending_size >= _FLUSH_SIZE or transport.get_write_buffer_size() > target.high:
             target.flush()
-            if target.session.transport.get_write_buffer_size() > target.high:
+            if transport.get_write_buffer_size() > target.high:
                 return self._wait_writable(target)
         elif not target.scheduled:
             target.scheduled = True
