@@ -19,6 +19,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from xmpp.cli.common import EXIT_CODES, EXIT_USAGE, CLIError, add_connection_options, classify
 
@@ -35,7 +36,15 @@ its owner may read: chmod 600), or asked for on a terminal; there is no
 
 
 class _Parser(argparse.ArgumentParser):
-    """An argument parser whose usage errors exit with :data:`EXIT_USAGE`."""
+    """An argument parser whose usage errors exit with :data:`EXIT_USAGE`.
+
+    Abbreviated options are refused: ``--password`` must never be taken
+    for ``--password-file``.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         """Print the usage and the error on stderr; exit with code 2."""

@@ -729,6 +729,14 @@ def _version(dist: str) -> str:
         return "?"
 
 
+def _installed(module: str) -> bool:
+    """True when ``module`` can be found (a module blocked in ``sys.modules`` cannot)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
 def _check_args(args: argparse.Namespace) -> None:
     if args.component:
         raise CLIError(
@@ -745,11 +753,11 @@ def _check_args(args: argparse.Namespace) -> None:
         raise CLIError("--clients and --inflight must be at least 1", EXIT_USAGE)
     if args.timeout <= 0:
         raise CLIError("--timeout must be positive", EXIT_USAGE)
-    if args.plot and importlib.util.find_spec("matplotlib") is None:
+    if args.plot and not _installed("matplotlib"):
         raise CLIError(
             "--plot needs matplotlib: install the plot extra (pip install 'xmpp[plot]')", EXIT_USAGE
         )
-    if args.compare == "slixmpp" and importlib.util.find_spec("slixmpp") is None:
+    if args.compare == "slixmpp" and not _installed("slixmpp"):
         raise CLIError("--compare slixmpp needs slixmpp installed (pip install slixmpp)", EXIT_USAGE)
     if args.server is None and (args.jid or args.jid2 or args.password_file or args.password2_file):
         raise CLIError("--jid, --jid2 and the password files are for --server HOST[:PORT]", EXIT_USAGE)

@@ -240,9 +240,9 @@ async def console(
             await asyncio.wait([serve], timeout=2.0)
     if ended_by_server:
         printer.show("note", "the server closed the stream")
-        exc = None if serve.cancelled() else serve.exception()
-        if exc is not None:
-            raise exc
+        failure = None if serve.cancelled() else serve.exception()
+        if failure is not None:
+            raise failure
     elif serve.done() and not serve.cancelled():
         serve.exception()  # retrieved; our own close ended it
     return EXIT_OK
