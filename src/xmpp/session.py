@@ -65,6 +65,8 @@ DEFAULT_IQ_TIMEOUT = 30.0
 DEFAULT_CLOSE_TIMEOUT = 5.0
 # Received elements waiting for serve: reading pauses above this many.
 _QUEUE_HIGH = 4096
+# Stanzas buffered in one loop turn before they are handed to the transport.
+_COALESCE_MAX = 64 * 1024
 _QUEUE_LOW = 1024
 
 _IQ_REPLY_TYPES = frozenset(("result", "error"))
@@ -268,6 +270,9 @@ class Session:
         self._paused = False
         self._drain_waiters: list[asyncio.Future[None]] = []
         self._out_lock = asyncio.Lock()
+        self._wbuf: list[bytes] = []
+        self._wsize = 0
+        self._wscheduled = False
         self._in_header: asyncio.Future[StartElement] | None = None
         self._input_error: BaseException | None = None
         self._closed_in = asyncio.Event()
@@ -278,6 +283,9 @@ class Session:
         self._tee_out = config.tee_out if config is not None else None
         proto.session = self
         early, proto._early = proto._early, []
+        if early and self._in_header is None:
+            # The peer's header came before the session (direct TLS, a fast peer).
+            self._in_header = self._loop.create_future()
         for chunk in early:
             self._on_data(chunk)
         if proto._lost:
@@ -382,6 +390,7 @@ class Session:
             fut.set_exception(
                 err if err is not None else SessionClosedError("the peer closed the stream")
             )
+            fut.exception()  # nobody may be waiting: mark it retrieved
         self._wake()
 
     def _on_lost(self, exc: Exception | None) -> None:
@@ -518,6 +527,8 @@ class Session:
         tee = self._tee_out
         if tee is not None:
             tee(data if shown is None else shown)
+        if self._wbuf:
+            self._flush_writes()
         self.transport.write(data)
 
     async def drain(self) -> None:
@@ -568,6 +579,13 @@ class Session:
             raise
         return data, first
 
+    def mark_answered(self) -> None:
+        """Tell :meth:`serve` that the IQ request being handled is taken care of
+        (forwarded by a router, or answered later by another task), so that no
+        automatic ``service-unavailable`` reply is sent for it."""
+        if self._reply_id is not None:
+            self._replied = True
+
     def _note_reply(self, start: StartElement | None) -> None:
         if (
             self._reply_id is not None
@@ -603,7 +621,26 @@ class Session:
         tee = self._tee_out
         if tee is not None:
             tee(data)
-        self.transport.write(data)
+        # Coalesce: stanzas written in one turn of the event loop leave in one
+        # transport write (one TLS record, one system call), bounded in size.
+        self._wbuf.append(data)
+        self._wsize += len(data)
+        if self._wsize >= _COALESCE_MAX:
+            self._flush_writes()
+        elif not self._wscheduled:
+            self._wscheduled = True
+            self._loop.call_soon(self._flush_writes)
+
+    def _flush_writes(self) -> None:
+        self._wscheduled = False
+        buf = self._wbuf
+        if not buf:
+            return
+        data = buf[0] if len(buf) == 1 else b"".join(buf)
+        buf.clear()
+        self._wsize = 0
+        if not self.transport.is_closing():
+            self.transport.write(data)
 
     async def send_element(self, reader: Iterable[Token], start: StartElement) -> None:
         """Send ``reader`` (the payload) wrapped in ``start`` (mellium's SendElement)."""
@@ -896,6 +933,7 @@ class Session:
 
     def _abort(self) -> None:
         with contextlib.suppress(Exception):
+            self._flush_writes()
             self.transport.close()
 
     def _abort_later(self) -> None:

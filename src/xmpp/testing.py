@@ -708,32 +708,18 @@ class Server:
         return proto
 
     def _accept(self, transport: asyncio.BaseTransport, proto: asyncio.BaseProtocol) -> None:
+        # Bytes that come before the session adopts the protocol are kept by
+        # it and fed to the session when it is made.
         t: asyncio.Transport = transport  # type: ignore[assignment]
         if self._closing:
             t.abort()
             return
-        # Read nothing until the session has adopted the protocol: a stream
-        # header that arrives before the session exists would be refused as
-        # unexpected (a client that speaks at once, TLS data that comes with
-        # the end of the handshake).
-        t.pause_reading()
         loop = asyncio.get_running_loop()
         task = loop.create_task(self._connection(t))
         self._tasks.add(task)
         self._negotiating.add(task)
         task.add_done_callback(self._tasks.discard)
         task.add_done_callback(self._negotiating.discard)
-        loop.call_soon(self._read_when_adopted, t, proto, 1000)
-
-    def _read_when_adopted(self, transport: asyncio.Transport, proto: asyncio.BaseProtocol, tries: int) -> None:
-        if transport.is_closing():
-            return
-        if getattr(proto, "session", None) is not None:
-            transport.resume_reading()
-        elif tries > 0:
-            asyncio.get_running_loop().call_soon(self._read_when_adopted, transport, proto, tries - 1)
-        else:
-            transport.abort()
 
     async def _connection(self, transport: asyncio.Transport) -> None:
         try:
@@ -1029,9 +1015,9 @@ def _answered(session: Session) -> None:
 
     ``Session.serve`` answers an unanswered IQ get or set with
     ``service-unavailable``; a router forwards requests instead of answering
-    them.  There is no public way to say so yet, hence the private flag.
+    them.
     """
-    session._replied = True
+    session.mark_answered()
 
 
 async def _then(first: Awaitable[None], second: Awaitable[None]) -> None:
