@@ -40,6 +40,8 @@ def test_every_row_delivers_every_message(server: str, tmp_path: Path) -> None:
             str(MESSAGES),
             "--size",
             "64",
+            "--repeat",
+            "1",
             "--timeout",
             "60",
             "--json-out",
