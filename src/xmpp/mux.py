@@ -35,7 +35,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from xmpp import stanza as _stanza
-from xmpp.session import Handler, current_session
+from xmpp.session import Handler, _current
 from xmpp.xmlstream import Element, Name, StartElement
 
 __all__ = [
@@ -58,6 +58,14 @@ MessageHandlerFunc = Callable[["_stanza.Message", Element, Any], Awaitable[None]
 PresenceHandlerFunc = Callable[["_stanza.Presence", Element, Any], Awaitable[None] | None]
 
 _Key = tuple[str | None, Name | None]
+
+# The session of the running serve (what xmpp.session.current_session returns,
+# without the extra call: this runs once per routed stanza).
+_session = _current.get
+_StanzaError = _stanza.StanzaError
+_Message = _stanza.Message
+_Presence = _stanza.Presence
+_IQ = _stanza.IQ
 
 
 def _typestr(t: Any) -> str | None:
@@ -95,6 +103,13 @@ class ServeMux:
         self._press: dict[_Key, Callable[..., Any]] = {}
         self._msg_names: set[Name] = set()
         self._pres_names: set[Name] = set()
+        # Derived from the tables when a handler is registered, so that
+        # routing skips what cannot match: the catch-all handler, and whether
+        # any pattern names a type (if none does, the type is never read).
+        self._msg_any: Callable[..., Any] | None = None
+        self._msg_typed = False
+        self._pres_any: Callable[..., Any] | None = None
+        self._pres_typed = False
         self._handlers: list[Any] = []
         for opt in options:
             opt(self)
@@ -150,6 +165,8 @@ class ServeMux:
         self._msgs[key] = func
         if child is not None:
             self._msg_names.add(child)
+        self._msg_any = self._msgs.get((None, None))
+        self._msg_typed = any(t is not None for t, _ in self._msgs)
         self._note(_owner if _owner is not None else func)
         return self
 
@@ -167,6 +184,8 @@ class ServeMux:
         self._press[key] = func
         if child is not None:
             self._pres_names.add(child)
+        self._pres_any = self._press.get((None, None))
+        self._pres_typed = any(t is not None for t, _ in self._press)
         self._note(_owner if _owner is not None else func)
         return self
 
@@ -193,78 +212,93 @@ class ServeMux:
     def handle_xmpp(self, reader: Element, start: StartElement) -> Awaitable[None] | None:
         """Route one top-level element (the :class:`~xmpp.session.Handler` method)."""
         name = start.name
-        if name == self._msg_name:
-            return self._route_child(self._msgs, self._msg_names, _stanza.Message, "normal", reader, start)
-        if name == self._iq_name:
-            return self._route_iq(reader, start)
-        if name == self._pres_name:
-            return self._route_child(self._press, self._pres_names, _stanza.Presence, "", reader, start)
+        local = name.local
+        if name.space == self.stanza_ns:
+            if local == "message":
+                if not self._msgs:
+                    return None
+                return self._route_child(
+                    self._msgs, self._msg_names, self._msg_any, self._msg_typed,
+                    _Message, "normal", reader, start,
+                )
+            if local == "iq":
+                return self._route_iq(reader, start)
+            if local == "presence":
+                if not self._press:
+                    return None
+                return self._route_child(
+                    self._press, self._pres_names, self._pres_any, self._pres_typed,
+                    _Presence, "", reader, start,
+                )
         h = self._elements.get(name)
-        if h is None and name.local:
+        if h is None and local:
             h = self._elements.get(Name(name.space, ""))
         if h is not None:
             return h(reader, start)  # type: ignore[no-any-return]
         return None
 
     def _route_iq(self, el: Element, start: StartElement) -> Awaitable[None] | None:
-        typ = start.get("type")
-        payload: Name | None = None
-        for child in el.children():
-            payload = child.name
-            break
         table = self._iqs
-        h = None
-        if payload is not None:
-            h = (
-                table.get((typ, payload))
-                or table.get((typ, Name(payload.space, "")))
-                or table.get((None, payload))
-                or table.get((None, Name(payload.space, "")))
-            )
-        if h is None:
-            h = table.get((typ, None)) or table.get((None, None))
-        if h is None:
-            return None
-        try:
-            iq = _stanza.IQ.from_element(el)
-        except _stanza.StanzaError:
-            return None
-        return h(iq, el, current_session())  # type: ignore[no-any-return]
-
-    def _route_child(
-        self,
-        table: dict[_Key, Callable[..., Any]],
-        names: set[Name],
-        cls: Any,
-        default_type: str,
-        el: Element,
-        start: StartElement,
-    ) -> Awaitable[None] | None:
         if not table:
             return None
-        typ = start.get("type") or default_type
+        typ = start.get("type")
+        child = next(iter(el.children()), None)
         h = None
-        if names:
-            for child in el.children():
-                cname = child.name
-                if cname in names or Name(cname.space, "") in names:
-                    h = (
-                        table.get((typ, cname))
-                        or table.get((None, cname))
-                        or table.get((typ, Name(cname.space, "")))
-                        or table.get((None, Name(cname.space, "")))
-                    )
-                    if h is not None:
-                        break
+        if child is not None:
+            payload = child.name
+            h = table.get((typ, payload))
+            if h is None:
+                wild = Name(payload.space, "")
+                h = table.get((typ, wild)) or table.get((None, payload)) or table.get((None, wild))
         if h is None:
             h = table.get((typ, None)) or table.get((None, None))
             if h is None:
                 return None
         try:
-            st = cls.from_element(el)
-        except _stanza.StanzaError:
+            iq = _IQ.from_element(el)
+        except _StanzaError:
             return None
-        return h(st, el, current_session())  # type: ignore[no-any-return]
+        return h(iq, el, _session())  # type: ignore[no-any-return]
+
+    def _route_child(
+        self,
+        table: dict[_Key, Callable[..., Any]],
+        names: set[Name],
+        catch_all: Callable[..., Any] | None,
+        typed: bool,
+        cls: Any,
+        default_type: str,
+        el: Element,
+        start: StartElement,
+    ) -> Awaitable[None] | None:
+        # With no pattern naming a type, every (type, x) lookup would miss:
+        # the type is not read at all.
+        typ = (start.get("type") or default_type) if typed else None
+        h = None
+        if names:
+            for child in el.children():
+                cname = child.name
+                wild = None
+                if cname in names or (wild := Name(cname.space, "")) in names:
+                    if wild is None:
+                        wild = Name(cname.space, "")
+                    h = (
+                        table.get((typ, cname))
+                        or table.get((None, cname))
+                        or table.get((typ, wild))
+                        or table.get((None, wild))
+                    )
+                    if h is not None:
+                        break
+        if h is None:
+            h = (table.get((typ, None)) if typed else None) or catch_all
+            if h is None:
+                return None
+        try:
+            st = cls.from_element(el)
+        except _StanzaError:
+            return None
+        return h(st, el, _session())  # type: ignore[no-any-return]
 
 
 def _opt(method: str, *args: Any) -> Callable[[ServeMux], None]:

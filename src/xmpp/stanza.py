@@ -32,7 +32,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import itertools
-import secrets
+import os
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, Union
 
@@ -82,13 +82,36 @@ _LANG = _Name(NS_XML, "lang")
 _chain = itertools.chain
 
 
+# Ids are cut from one read of the operating system's CSPRNG (what
+# secrets.token_hex reads) per _ID_BATCH ids: one system call per id cost more
+# than the rest of sending a stanza.  list.pop is atomic, so threads never get
+# the same id; a forked child drops what it inherited, so it never repeats its
+# parent's ids.
+_ID_BATCH = 256
+_id_pool: list[str] = []
+
+
+def _refill_ids() -> None:
+    h = os.urandom(8 * _ID_BATCH).hex()
+    _id_pool.extend([h[i : i + 16] for i in range(0, 16 * _ID_BATCH, 16)])
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_id_pool.clear)
+
+
 def new_id() -> str:
     """Return a fresh, unpredictable stanza id: 16 hexadecimal characters.
 
-    The id comes from :mod:`secrets` (64 random bits), so a peer cannot
-    guess the id of a pending request and answer it in advance.
+    The id holds 64 random bits from the operating system's CSPRNG (the
+    source of :mod:`secrets`), so a peer cannot guess the id of a pending
+    request and answer it in advance.
     """
-    return secrets.token_hex(8)
+    try:
+        return _id_pool.pop()
+    except IndexError:
+        _refill_ids()
+        return _id_pool.pop()
 
 
 # --- types ----------------------------------------------------------------------
@@ -213,6 +236,10 @@ class Condition(str, enum.Enum):
 
 
 _MESSAGE_TYPES: dict[str, MessageType] = {t.value: t for t in MessageType}
+_NORMAL = MessageType.NORMAL
+_AVAILABLE = PresenceType.AVAILABLE
+_RESULT = IQType.RESULT
+_ERROR = IQType.ERROR
 _PRESENCE_TYPES: dict[str, PresenceType] = {t.value: t for t in PresenceType}
 _IQ_TYPES: dict[str, IQType] = {t.value: t for t in IQType}
 _ERROR_TYPES: dict[str, ErrorType] = {t.value: t for t in ErrorType}
@@ -222,6 +249,18 @@ _CONDITIONS: dict[str, Condition] = {c.value: c for c in Condition}
 # values of two enums (all three have "error") share one entry.
 _ALL_TYPES: list[str] = [*MessageType, *PresenceType, *IQType]
 _TYPE_ATTRS: dict[str, Any] = {str(t): _Attr(_TYPE, str(t)) for t in _ALL_TYPES if t}
+# The same, by the identity of the enum members: hashing a member calls
+# Enum.__hash__ (Python code), hashing its id() does not.  Members live as
+# long as their classes, so their ids are never reused.
+_TYPE_ATTRS_BY_ID: dict[int, Any] = {id(t): _TYPE_ATTRS[str(t)] for t in _ALL_TYPES if t}
+_NO_ATTR: Any = object()
+for _t in PresenceType:
+    if not _t:
+        _TYPE_ATTRS_BY_ID[id(_t)] = None
+_ERROR_TYPE_ATTRS: dict[int, Any] = {id(t): _Attr(_TYPE, t.value) for t in ErrorType}
+_CONDITION_NAMES: dict[int, Any] = {id(c): _Name(NS_STANZAS, c.value) for c in Condition}
+_TEXT = _Name(NS_STANZAS, "text")
+_REDIRECTING = (Condition.REDIRECT, Condition.GONE)
 
 
 # --- stanza errors ----------------------------------------------------------------
@@ -272,9 +311,9 @@ class StanzaError(Exception):
         redirect: str | None = None,
     ) -> None:
         """Make the error; see the class documentation for the arguments."""
-        etype = ErrorType(type)
-        cond = Condition(condition)
-        super().__init__(etype, cond, text)
+        etype = type if type.__class__ is ErrorType else ErrorType(type)
+        cond = condition if condition.__class__ is Condition else Condition(condition)
+        Exception.__init__(self, etype, cond, text)
         self.type = etype
         self.condition = cond
         self.text = text
@@ -340,18 +379,21 @@ class StanzaError(Exception):
         The defined condition comes first, then ``<text/>`` if there is a
         text, then the application-specific element (RFC 6120 8.3.2).
         """
-        err = _Name(ns, "error")
-        attrs = [_Attr(_TYPE, self.type.value)]
+        err = _error_name(ns)
+        t = _ERROR_TYPE_ATTRS.get(id(self.type))
+        attrs = [_Attr(_TYPE, ErrorType(self.type).value) if t is None else t]
         if self.by is not None:
             attrs.append(_Attr(_BY, str(self.by)))
         yield _StartElement(err, attrs)
-        cond = _Name(NS_STANZAS, self.condition.value)
+        cond = _CONDITION_NAMES.get(id(self.condition))
+        if cond is None:
+            cond = _Name(NS_STANZAS, Condition(self.condition).value)
         yield _StartElement(cond)
-        if self.redirect and self.condition in (Condition.REDIRECT, Condition.GONE):
+        if self.redirect and self.condition in _REDIRECTING:
             yield _CharData(self.redirect)
         yield _EndElement(cond)
         if self.text:
-            text = _Name(NS_STANZAS, "text")
+            text = _TEXT
             yield _StartElement(text, (_Attr(_LANG, self.lang),) if self.lang else ())
             yield _CharData(self.text)
             yield _EndElement(text)
@@ -431,6 +473,19 @@ def _app_key(app: Any) -> Any:
     return None if app is None else _token_key(app)
 
 
+_ERROR_NAMES: dict[str, Any] = {}
+
+
+def _error_name(ns: str) -> Any:
+    """The name of ``<error/>`` in stanza namespace ``ns`` (a few cached)."""
+    name = _ERROR_NAMES.get(ns)
+    if name is None:
+        name = _Name(ns, "error")
+        if len(_ERROR_NAMES) < 16:
+            _ERROR_NAMES[ns] = name
+    return name
+
+
 # --- stanzas ----------------------------------------------------------------------------
 
 
@@ -470,15 +525,20 @@ class _Base:
             if len(self._NAMES) < 16:  # a few stream namespaces, bounded
                 self._NAMES[ns] = name
         attrs = []
-        if self.to is not None:
-            attrs.append(_Attr(_TO, str(self.to)))
-        if self.from_ is not None:
-            attrs.append(_Attr(_FROM, str(self.from_)))
+        to = self.to
+        if to is not None:
+            attrs.append(_Attr(_TO, to._str if type(to) is JID else str(to)))
+        frm = self.from_
+        if frm is not None:
+            attrs.append(_Attr(_FROM, frm._str if type(frm) is JID else str(frm)))
         if self.id:
             attrs.append(_Attr(_ID, self.id))
-        t = _TYPE_ATTRS.get(self.type)
-        if t is not None:
-            attrs.append(t)
+        t = self.type
+        a = _TYPE_ATTRS_BY_ID.get(id(t), _NO_ATTR)
+        if a is _NO_ATTR:
+            a = _TYPE_ATTRS.get(t)
+        if a is not None:
+            attrs.append(a)
         if self.lang:
             attrs.append(_Attr(_LANG, self.lang))
         return _StartElement(name, attrs)
@@ -515,29 +575,26 @@ class _Base:
 _NativeElement = _xs.Element
 
 
-def _read(el: Any, local: str) -> tuple[JID | None, JID | None, str, str | None, str, Any]:
-    """Read what every stanza has from an element or a start element.
+# Reading runs for every received stanza, so each ``from_element`` below
+# reads its attributes inline (one ``get`` per attribute, no helper call, no
+# tuple), and the slow cases (malformed addresses) leave through _jid_error.
 
-    Returns ``to``, ``from_``, ``id``, the raw ``type``, ``xml:lang`` and
-    the element itself (``None`` for a start element).  This runs for every
-    received stanza, so it makes one call per attribute and no more.
-    """
-    if el.name.local != local:
-        raise ValueError(f"not a {local} stanza: {el.name!r}")
-    get = el.get
-    to_s = get("to")
-    from_s = get("from")
-    try:
-        to = None if to_s is None else _parse_jid(to_s)
-        frm = None if from_s is None else _parse_jid(from_s)
-    except JIDError as exc:
-        attr = "to" if to_s is not None and _malformed(to_s) else "from"
-        raise StanzaError(
-            ErrorType.MODIFY, Condition.JID_MALFORMED, f"the {attr!r} address is malformed: {exc}"
-        ) from None
-    if type(el) is not _NativeElement and not hasattr(el, "children"):
-        el = None
-    return to, frm, get("id", ""), get("type"), get("lang", "", NS_XML), el
+
+def _jid_error(to_s: str | None, exc: JIDError) -> StanzaError:
+    """The ``jid-malformed`` error for the first malformed address of a stanza."""
+    attr = "to" if to_s is not None and _malformed(to_s) else "from"
+    return StanzaError(
+        ErrorType.MODIFY, Condition.JID_MALFORMED, f"the {attr!r} address is malformed: {exc}"
+    )
+
+
+def _not(local: str, el: Any) -> ValueError:
+    return ValueError(f"not a {local} stanza: {el.name!r}")
+
+
+def _whole(el: Any) -> Any:
+    """``el`` if it is a whole element (it has children), ``None`` for a start element."""
+    return el if type(el) is _NativeElement or hasattr(el, "children") else None
 
 
 def _malformed(s: str) -> bool:
@@ -582,9 +639,25 @@ class Message(_Base):
         (``jid-malformed``) for a malformed address, and ``ValueError`` if
         the element is not a message.
         """
-        to, frm, sid, t, lang, element = _read(el, "message")
-        typ = MessageType.NORMAL if t is None else _MESSAGE_TYPES.get(t, MessageType.NORMAL)
-        return cls(to, frm, sid, typ, lang, element)
+        if el.name.local != "message":
+            raise _not("message", el)
+        get = el.get
+        to_s = get("to")
+        from_s = get("from")
+        try:
+            to = None if to_s is None else _parse_jid(to_s)
+            frm = None if from_s is None else _parse_jid(from_s)
+        except JIDError as exc:
+            raise _jid_error(to_s, exc) from None
+        t = get("type")
+        return cls(
+            to,
+            frm,
+            get("id", ""),
+            _NORMAL if t is None else _MESSAGE_TYPES.get(t, _NORMAL),
+            get("lang", "", NS_XML),
+            el if type(el) is _NativeElement else _whole(el),
+        )
 
     def reply(self) -> Message:
         """Return a message back to the sender: addresses swapped, same id and type."""
@@ -628,15 +701,32 @@ class Presence(_Base):
         not one of RFC 6121 section 4.7.1, ``jid-malformed`` for a malformed
         address; ``ValueError`` if the element is not a presence.
         """
-        to, frm, sid, t, lang, element = _read(el, "presence")
+        if el.name.local != "presence":
+            raise _not("presence", el)
+        get = el.get
+        to_s = get("to")
+        from_s = get("from")
+        try:
+            to = None if to_s is None else _parse_jid(to_s)
+            frm = None if from_s is None else _parse_jid(from_s)
+        except JIDError as exc:
+            raise _jid_error(to_s, exc) from None
+        t = get("type")
         if t is None:
-            typ = PresenceType.AVAILABLE
+            typ = _AVAILABLE
         else:
             found = _PRESENCE_TYPES.get(t)
             if found is None:
                 raise _bad(f"unknown presence type {t!r}")
             typ = found
-        return cls(to, frm, sid, typ, lang, element)
+        return cls(
+            to,
+            frm,
+            get("id", ""),
+            typ,
+            get("lang", "", NS_XML),
+            el if type(el) is _NativeElement else _whole(el),
+        )
 
     def reply(self) -> Presence:
         """Return a presence back to the sender: addresses swapped, same id and type."""
@@ -687,7 +777,17 @@ type=<IQType.RESULT: 'result'>, lang='')
         result with more than one (RFC 6120 8.2.3); ``jid-malformed`` for
         a malformed address.  ``ValueError`` if the element is not an IQ.
         """
-        to, frm, sid, t, lang, element = _read(el, "iq")
+        if el.name.local != "iq":
+            raise _not("iq", el)
+        get = el.get
+        to_s = get("to")
+        from_s = get("from")
+        try:
+            to = None if to_s is None else _parse_jid(to_s)
+            frm = None if from_s is None else _parse_jid(from_s)
+        except JIDError as exc:
+            raise _jid_error(to_s, exc) from None
+        t = get("type")
         typ = None if t is None else _IQ_TYPES.get(t)
         if typ is None:
             raise _bad(
@@ -695,19 +795,20 @@ type=<IQType.RESULT: 'result'>, lang='')
                 if t is None
                 else f"unknown IQ type {t!r}"
             )
+        sid = get("id", "")
         if not sid:
             raise _bad("an IQ needs an id")
-        if element is not None:
-            if typ is IQType.GET or typ is IQType.SET:
-                n = _count(element.children(), 2)
-                if n != 1:
-                    raise _bad(
-                        f"an IQ {typ.value} needs exactly one child element, "
-                        + ("not none" if n == 0 else "not two or more")
-                    )
-            elif typ is IQType.RESULT and _count(element.children(), 2) > 1:
-                raise _bad("an IQ result has at most one child element")
-        return cls(to, frm, sid, typ, lang, element)
+        element = el if type(el) is _NativeElement else _whole(el)
+        if element is not None and typ is not _ERROR:
+            children = iter(element.children())
+            if next(children, None) is None:
+                if typ is not _RESULT:
+                    raise _bad(f"an IQ {typ.value} needs exactly one child element, not none")
+            elif next(children, None) is not None:
+                if typ is _RESULT:
+                    raise _bad("an IQ result has at most one child element")
+                raise _bad(f"an IQ {typ.value} needs exactly one child element, not two or more")
+        return cls(to, frm, sid, typ, get("lang", "", NS_XML), element)
 
     def reply(self, type: IQType = IQType.RESULT) -> IQ:
         """Return the answer's IQ: addresses swapped, same id, type ``result``."""
@@ -736,16 +837,6 @@ type=<IQType.RESULT: 'result'>, lang='')
     def _check_request(self) -> None:
         if self.type is not IQType.GET and self.type is not IQType.SET:
             raise ValueError(f"an IQ {self.type.value} is never answered")
-
-
-def _count(it: Iterator[Any], limit: int) -> int:
-    """Count the items of ``it``, up to ``limit``."""
-    n = 0
-    for _ in it:
-        n += 1
-        if n >= limit:
-            break
-    return n
 
 
 #: Any of the three stanza kinds.
