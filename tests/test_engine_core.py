@@ -459,6 +459,33 @@ def test_encoder_writes_the_xml_namespace_with_its_prefix(engine: types.ModuleTy
         assert engine.StreamParser().feed(BARE + bytes(e))[1] == e
 
 
+# -- the first fault in stream order ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "data, cond, kw",
+    [
+        # text between stanzas comes before the malformed tag after it
+        (H + b"t</p:y>", Condition.BAD_FORMAT, {}),
+        (H + b"&amp;<![CDATA[x]]></ x", Condition.BAD_FORMAT, {}),
+        (H + b"<m/>junk<!-- c -->", Condition.BAD_FORMAT, {}),
+        (H + b"x\xff", Condition.BAD_FORMAT, {}),
+        # a stanza over the size bound comes before the fault that follows in its text
+        (H + b"<m>" + b"x" * 600 + b"</n>", Condition.POLICY_VIOLATION, {"max_stanza_bytes": 512}),
+        (H + b"<m>" + b"x" * 600 + b"\xff", Condition.POLICY_VIOLATION, {"max_stanza_bytes": 512}),
+        (H + b"<m>" + b"x" * 600 + b"&bogus;", Condition.POLICY_VIOLATION, {"max_stanza_bytes": 512}),
+    ],
+    ids=["text-then-bad-tag", "ref-and-cdata-then-bad-tag", "text-then-comment", "text-then-bad-utf8",
+         "big-then-bad-tag", "big-then-bad-utf8", "big-then-entity"],
+)
+def test_the_first_fault_decides_the_condition(
+    engine: types.ModuleType, data: bytes, cond: Condition, kw: dict[str, int]
+) -> None:
+    """Both engines report the fault that comes first in the stream, even when a
+    later one is in the same chunk (the pure twin once lost text buffered by pyexpat)."""
+    raises_condition(engine, data, cond, **kw)
+
+
 # -- Element ------------------------------------------------------------------
 
 

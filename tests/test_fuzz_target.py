@@ -195,6 +195,53 @@ def test_markup_soup_keeps_the_invariant(
     fz.test_one_input(fz.make_input(chunks, reset_before=reset, small_limits=small), engine)
 
 
+def _outcome(engine: types.ModuleType, chunks: list[bytes], reset: int | None, small: bool) -> list[object]:
+    """What a parser makes of ``chunks``: events (elements as their bytes) and error conditions."""
+    p = engine.StreamParser(max_stanza_bytes=300, max_depth=6) if small else engine.StreamParser()
+    out: list[object] = []
+    for i, c in enumerate(chunks):
+        if i == reset:
+            p.reset()
+            out.append("reset")
+        try:
+            evs = p.feed(c)
+        except StreamError as err:
+            evs = list(err.events)
+            out.append(err.condition)
+        for ev in evs:
+            if type(ev) is engine.Element:
+                out.append((type(ev).__name__, [repr(t) for t in ev], bytes(ev)))
+            else:
+                out.append(repr(ev))
+    return out
+
+
+_SOUP = st.sampled_from(
+    [b"<m>", b"</m>", b"<b>", b"</b>", b"<", b">", b"/>", b"</", b" a='1'", b" p:a='2'", b" xmlns:p='urn:p'",
+     b" xmlns='urn:x'", b" xmlns=''", b" xmlns:p='xmlns'", b" xml:lang='en'", b"<xml:x>", b"</xml:x>", b"<p:y>",
+     b"</p:y>", b"x" * 200, b" " * 100, b"&amp;", b"&#13;", b"\r\n", b"\xc3\xa9", b"\xff", b"\x00", b"t",
+     b"<![CDATA[x]]>", b"<!--", b"&bogus;", b"'", b"</stream:stream>", b"<a><b><c><d><e><f><g>"]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    body=st.lists(_SOUP, max_size=30).map(b"".join),
+    cuts=st.lists(st.integers(0, 3000), max_size=3),
+    reset=st.one_of(st.none(), st.integers(1, 3)),
+    small=st.booleans(),
+)
+def test_both_engines_agree(body: bytes, cuts: list[int], reset: int | None, small: bool) -> None:
+    """Two implementations, one behaviour: the same events, bytes and conditions."""
+    compiled = pytest.importorskip("xmpp._tokens")
+    import xmpp._tokens_py as pure
+
+    stream = HEADER + body
+    points = sorted({min(c, len(stream)) for c in cuts})
+    chunks = [stream[a:b] for a, b in zip([0, *points], [*points, len(stream)])]
+    assert _outcome(compiled, chunks, reset, small) == _outcome(pure, chunks, reset, small)
+
+
 @pytest.mark.parametrize(
     "stanza",
     [b"<x xmlns:a='xmlns' a:b='c'/>", b"<x xmlns:a='xmlns'><a:y/></x>", b"<x><y xmlns='xmlns'/></x>"],

@@ -422,8 +422,10 @@ class StreamParser:
     def _new_parser(self) -> None:
         p = expat.ParserCreate("UTF-8", _SEP)
         p.ordered_attributes = True
-        p.buffer_text = True
-        p.buffer_size = 65536
+        # No buffer_text: pyexpat drops buffered text when a parse error follows
+        # it in the same chunk, and the text may be the first fault (text between
+        # stanzas, a stanza over the size bound), as the compiled engine reports.
+        p.buffer_text = False
         p.StartElementHandler = self._on_start
         p.EndElementHandler = self._on_end
         p.CharacterDataHandler = self._on_chars
