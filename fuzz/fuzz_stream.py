@@ -3,7 +3,7 @@
 The one invariant: whatever bytes a peer sends, ``StreamParser.feed`` returns
 events or raises :class:`xmpp.stream.StreamError`; never another exception.
 Every ``Element`` it returns encodes again without error, and its bytes
-parse back to an equal element; no attribute inside it has the form of a
+(standalone, and in a ``jabber:client`` scope) parse back to an equal element; no attribute inside it has the form of a
 namespace declaration (``Name("", "xmlns")`` or ``Name("xmlns", prefix)``),
 which only the stream header may carry.
 
@@ -52,6 +52,7 @@ from xmpp.stream import StreamError
 
 STREAM_NS = "http://etherx.jabber.org/streams"
 _BARE_HEADER = f"<stream:stream xmlns:stream='{STREAM_NS}'>".encode()
+_CLIENT_HEADER = f"<stream:stream xmlns='jabber:client' xmlns:stream='{STREAM_NS}'>".encode()
 SMALL_MAX_STANZA_BYTES = 512
 SMALL_MAX_DEPTH = 8
 
@@ -138,14 +139,15 @@ def _check_element(engine: types.ModuleType, el: object) -> None:
                 if a.name.space == "xmlns" or (not a.name.space and a.name.local == "xmlns"):
                     raise AssertionError(f"an attribute reads as a namespace declaration: {a!r}")
     standalone = bytes(el)  # type: ignore[call-overload]
-    el.encode("jabber:client")  # type: ignore[attr-defined]
+    in_scope = el.encode("jabber:client")  # type: ignore[attr-defined]
     enc = engine.Encoder()
     enc.encode(toks)
     if enc.flush() != standalone:
         raise AssertionError("Encoder and bytes(element) disagree")
-    again = engine.StreamParser().feed(_BARE_HEADER + standalone)
-    if len(again) != 2 or again[1] != el:
-        raise AssertionError(f"re-encoded element does not parse back: {standalone!r}")
+    for header, data in ((_BARE_HEADER, standalone), (_CLIENT_HEADER, in_scope)):
+        again = engine.StreamParser().feed(header + data)
+        if len(again) != 2 or again[1] != el:
+            raise AssertionError(f"re-encoded element does not parse back: {data!r}")
 
 
 def test_one_input(data: bytes, engine: types.ModuleType | None = None) -> None:
