@@ -3,9 +3,10 @@
 The one invariant: whatever bytes a peer sends, ``StreamParser.feed`` returns
 events or raises :class:`xmpp.stream.StreamError`; never another exception.
 Every ``Element`` it returns encodes again without error, and its bytes
-(standalone, and in a ``jabber:client`` scope) parse back to an equal element; no attribute inside it has the form of a
-namespace declaration (``Name("", "xmlns")`` or ``Name("xmlns", prefix)``),
-which only the stream header may carry.
+(standalone, and in a ``jabber:client`` scope) parse back to an equal
+element; no attribute inside it has the form of a namespace declaration
+(``Name("", "xmlns")`` or ``Name("xmlns", prefix)``), which only the stream
+header may carry.
 
 The fuzz input is decoded as::
 
