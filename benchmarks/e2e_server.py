@@ -393,7 +393,9 @@ class OursClient:
         if self.count >= n:
             return self.count, self.t_first, time.monotonic()
         waits = [self.all_in, self.serving]
-        await asyncio.wait([w for w in waits if w is not None], timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(
+            [w for w in waits if w is not None], timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+        )
         if self.serving is not None and self.serving.done() and not self.all_in.done():
             self.serving.result()  # the stream ended early: say why
         return self.count, self.t_first, self.t_last
@@ -768,6 +770,9 @@ def _check_config(server: Any) -> list[str]:
     return problems
 
 
+_MEDIAN_KEYS = ("msgs_per_s", "seconds", "sender_cpu_s", "receiver_cpu_s", "server_cpu_s", "send_seconds")
+
+
 def _median(values: list[float | None]) -> float | None:
     vals = [v for v in values if v is not None]
     return statistics.median(vals) if vals and len(vals) == len(values) else None
@@ -813,7 +818,7 @@ async def run_all(opts: argparse.Namespace) -> dict[str, Any]:
             rows[row] = {"error": errors.get(row, "no result")}
             continue
         med: dict[str, Any] = {}
-        for key in ("msgs_per_s", "seconds", "sender_cpu_s", "receiver_cpu_s", "server_cpu_s", "send_seconds"):
+        for key in _MEDIAN_KEYS:
             med[key] = _median([r[key] for r in rs])
         med["received"] = min(r["received"] for r in rs)
         med["lost"] = max(r["lost"] for r in rs)
@@ -893,7 +898,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--timeout", type=float, default=120.0, help="seconds a row may take to deliver")
     ap.add_argument("--json", action="store_true", help="print JSON instead of the table")
     ap.add_argument("--json-out", default="", help="also write the JSON results to this file")
-    ap.add_argument("--profile", default="", help="run the ours workers under cProfile; write .prof files here")
+    ap.add_argument(
+        "--profile", default="", help="run the ours workers under cProfile; write .prof files here"
+    )
     # The worker side (internal).
     ap.add_argument("--worker", choices=ROWS, help=argparse.SUPPRESS)
     ap.add_argument("--role", choices=("sender", "receiver"), help=argparse.SUPPRESS)
