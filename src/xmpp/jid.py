@@ -608,8 +608,30 @@ def _cached_new(local: str | None, domain: str, resource: str | None) -> JID:
     return _new_jid(*_prepare(local, domain, resource))
 
 
+# Addresses read from received stanzas, by their text: a plain dict in front
+# of _cached_parse, so that reading a stanza's to and from costs one dict
+# lookup each (stanza.py calls _received.get inline).  Bounded: emptied when
+# full.  It holds the very objects _cached_parse made.
+_received: dict[str, JID] = {}
+
+
+def _parse_received(s: str) -> JID:
+    """Parse an address read from a received stanza (cached as above).
+
+    Raises :class:`JIDError` as :meth:`JID.parse` does; refused addresses
+    are not cached.
+    """
+    j = _cached_parse(s)
+    if type(s) is str:
+        if len(_received) >= _CACHE_SIZE:
+            _received.clear()
+        _received[s] = j
+    return j
+
+
 def _cache_clear() -> None:
     """Empty the address caches (for benchmarks and tests)."""
+    _received.clear()
     _cached_parse.cache_clear()
     _cached_new.cache_clear()
     _domain_slow.cache_clear()

@@ -38,7 +38,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, Union
 
 from xmpp import xmlstream as _xs
 from xmpp.jid import JID, JIDError
-from xmpp.jid import _cached_parse as _parse_jid
+from xmpp.jid import _parse_received as _parse_jid
+from xmpp.jid import _received
 from xmpp.stream import NS_CLIENT, NS_COMPONENT, NS_SERVER, NS_XML
 from xmpp.stream import _native_element, _token_key
 
@@ -573,6 +574,7 @@ class _Base:
 
 
 _NativeElement = _xs.Element
+_known_jid = _received.get
 
 
 # Reading runs for every received stanza, so each ``from_element`` below
@@ -645,8 +647,8 @@ class Message(_Base):
         to_s = get("to")
         from_s = get("from")
         try:
-            to = None if to_s is None else _parse_jid(to_s)
-            frm = None if from_s is None else _parse_jid(from_s)
+            to = None if to_s is None else (_known_jid(to_s) or _parse_jid(to_s))
+            frm = None if from_s is None else (_known_jid(from_s) or _parse_jid(from_s))
         except JIDError as exc:
             raise _jid_error(to_s, exc) from None
         t = get("type")
@@ -707,8 +709,8 @@ class Presence(_Base):
         to_s = get("to")
         from_s = get("from")
         try:
-            to = None if to_s is None else _parse_jid(to_s)
-            frm = None if from_s is None else _parse_jid(from_s)
+            to = None if to_s is None else (_known_jid(to_s) or _parse_jid(to_s))
+            frm = None if from_s is None else (_known_jid(from_s) or _parse_jid(from_s))
         except JIDError as exc:
             raise _jid_error(to_s, exc) from None
         t = get("type")
@@ -783,8 +785,8 @@ type=<IQType.RESULT: 'result'>, lang='')
         to_s = get("to")
         from_s = get("from")
         try:
-            to = None if to_s is None else _parse_jid(to_s)
-            frm = None if from_s is None else _parse_jid(from_s)
+            to = None if to_s is None else (_known_jid(to_s) or _parse_jid(to_s))
+            frm = None if from_s is None else (_known_jid(from_s) or _parse_jid(from_s))
         except JIDError as exc:
             raise _jid_error(to_s, exc) from None
         t = get("type")
