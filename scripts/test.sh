@@ -14,7 +14,10 @@ cd "$(dirname "$0")/.."
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 export PIP_ROOT_USER_ACTION="${PIP_ROOT_USER_ACTION:-ignore}"
 
-python3 -m pip install -q -e '.[test]'
+# XMPP_SKIP_INSTALL=1: the caller (.ci/run) installed it already.
+if [ -z "${XMPP_SKIP_INSTALL:-}" ]; then
+    python3 -m pip install -q -e '.[test]'
+fi
 
 report="$(mktemp "${TMPDIR:-/tmp}/xmpp-junit.XXXXXX")"
 trap 'rm -f "$report"' EXIT
