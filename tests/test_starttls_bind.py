@@ -152,3 +152,38 @@ async def test_bind_needs_authentication() -> None:
     assert NS_BIND not in {n.space for n in client.negotiated}
     await client.close(0.1)
     await s.close(0.1)
+
+
+def legacy_session_server(*, optional: bool, seen: list[str]) -> StreamFeature:
+    """A server that lists the RFC 3921 session feature (required or optional)."""
+    from xmpp.bind import NS_SESSION
+    from xmpp.stanza import IQ
+
+    name = Name(NS_SESSION, "session")
+
+    def list_(session: Session) -> tuple[bool, list[Any]]:
+        start = StartElement(name)
+        if optional:
+            opt = StartElement(Name(NS_SESSION, "optional"))
+            return False, [start, opt, opt.end(), start.end()]
+        return True, [start, start.end()]
+
+    async def negotiate(session: Session, el: Any) -> tuple[int, bool]:
+        seen.append("session")
+        await session.send(IQ.from_element(el).result(None, session.stanza_ns))
+        return 0, False
+
+    return StreamFeature(name, necessary=int(SessionState.AUTHN), list=list_, parse=None, negotiate=negotiate)
+
+
+@pytest.mark.parametrize("optional", [False, True])
+async def test_legacy_session_only_when_the_server_requires_it(optional: bool) -> None:
+    seen: list[str] = []
+    async with client_server_pair(
+        client_features=[fake_auth(), bind("r")],
+        server_features=[fake_auth(), bind(), legacy_session_server(optional=optional, seen=seen)],
+        client_jid="alice@example.net",
+    ) as (c, s):
+        assert c.state & SessionState.READY
+        assert str(c.local_addr) == "alice@example.net/r"
+    assert seen == ([] if optional else ["session"])
