@@ -69,6 +69,12 @@ _TRUE = frozenset(("1", "true"))
 _FALSE = frozenset(("0", "false"))
 
 
+
+def _is(el: Element, local: str) -> bool:
+    """Whether ``el`` is ``local`` in this module's namespace (names of either engine)."""
+    name = el.name
+    return name.local == local and name.space == NS
+
 class FormType(str, enum.Enum):
     """The ``type`` of a form (XEP-0004 section 3.1)."""
 
@@ -486,7 +492,7 @@ class Form:
         unknown, or a field is malformed (see :meth:`Field.from_element`).
         Elements in other namespaces are ignored.
         """
-        if el.name != _X:
+        if not _is(el, "x"):
             raise FormError(f"not a data form: {el.name!r}")
         t = el.get("type", "form") or "form"
         try:
@@ -505,9 +511,9 @@ class Form:
             elif local == "instructions":
                 form.instructions.append(child.text)
             elif local == "reported":
-                form.reported = [Field.from_element(c) for c in child.children() if c.name == _FIELD]
+                form.reported = [Field.from_element(c) for c in child.children() if _is(c, "field")]
             elif local == "item":
-                form.items.append([Field.from_element(c) for c in child.children() if c.name == _FIELD])
+                form.items.append([Field.from_element(c) for c in child.children() if _is(c, "field")])
         return form
 
     @classmethod

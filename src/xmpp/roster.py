@@ -67,6 +67,12 @@ _GROUP = Name(NS, "group")
 _VER_FEATURE = Name(NS_VER, "ver")
 
 
+
+def _is(el: Element, local: str) -> bool:
+    """Whether ``el`` is ``local`` in this module's namespace (names of either engine)."""
+    name = el.name
+    return name.local == local and name.space == NS
+
 class Subscription(str, enum.Enum):
     """The ``subscription`` of a roster item (RFC 6121 section 2.1.2.5)."""
 
@@ -147,7 +153,7 @@ class Item:
             raise StanzaError(ErrorType.MODIFY, Condition.BAD_REQUEST, f"unknown subscription {sub_s!r}")
         groups: list[str] = []
         for child in el.children():
-            if child.name == _GROUP:
+            if _is(child, "group"):
                 g = child.text
                 if g not in groups:
                     groups.append(g)
@@ -220,7 +226,7 @@ async def fetch(session: Session, ver: str | None = None, *, timeout: float | No
     q = reply.find("query", NS)
     if q is None:
         return Roster([], ver, unchanged=ver is not None)
-    items = [Item.from_element(c) for c in q.children() if c.name == _ITEM]
+    items = [Item.from_element(c) for c in q.children() if _is(c, "item")]
     return Roster(items, q.get("ver"))
 
 
@@ -319,7 +325,7 @@ class Handler:
             session.mark_answered()  # ignored: not even an error goes back
             return
         q = el.find("query", NS)
-        items = [] if q is None else [c for c in q.children() if c.name == _ITEM]
+        items = [] if q is None else [c for c in q.children() if _is(c, "item")]
         try:
             if len(items) != 1:
                 raise StanzaError(
