@@ -66,6 +66,7 @@ _StanzaError = _stanza.StanzaError
 _Message = _stanza.Message
 _Presence = _stanza.Presence
 _IQ = _stanza.IQ
+_message_from = _stanza.Message.from_element
 
 
 def _typestr(t: Any) -> str | None:
@@ -108,6 +109,7 @@ class ServeMux:
         # any pattern names a type (if none does, the type is never read).
         self._msg_any: Callable[..., Any] | None = None
         self._msg_typed = False
+        self._msg_only: Callable[..., Any] | None = None  # the catch-all, when it is the only one
         self._pres_any: Callable[..., Any] | None = None
         self._pres_typed = False
         self._handlers: list[Any] = []
@@ -167,6 +169,7 @@ class ServeMux:
             self._msg_names.add(child)
         self._msg_any = self._msgs.get((None, None))
         self._msg_typed = any(t is not None for t, _ in self._msgs)
+        self._msg_only = self._msg_any if len(self._msgs) == 1 else None
         self._note(_owner if _owner is not None else func)
         return self
 
@@ -215,6 +218,14 @@ class ServeMux:
         local = name.local
         if name.space == self.stanza_ns:
             if local == "message":
+                h = self._msg_only
+                if h is not None:
+                    # One handler takes every message: no table to consult.
+                    try:
+                        msg = _message_from(reader)
+                    except _StanzaError:
+                        return None
+                    return h(msg, reader, _session())  # type: ignore[no-any-return]
                 if not self._msgs:
                     return None
                 return self._route_child(

@@ -240,6 +240,8 @@ _MESSAGE_TYPES: dict[str, MessageType] = {t.value: t for t in MessageType}
 _NORMAL = MessageType.NORMAL
 _AVAILABLE = PresenceType.AVAILABLE
 _RESULT = IQType.RESULT
+_GET = IQType.GET
+_SET = IQType.SET
 _ERROR = IQType.ERROR
 _PRESENCE_TYPES: dict[str, PresenceType] = {t.value: t for t in PresenceType}
 _IQ_TYPES: dict[str, IQType] = {t.value: t for t in IQType}
@@ -572,6 +574,38 @@ class _Base:
         # replier's, so it is not copied).
         return self.__class__(self.from_, self.to, self.id, type, "")  # type: ignore[call-arg]
 
+    def _reply_wrap(self, t: Any, payload: Iterable[Token] | None, ns: str) -> Iterator[Token]:
+        """``self._swapped(t).wrap(payload, ns)`` without making the reply stanza.
+
+        ``t`` is a member of the stanza's type enum.  A subclass that
+        writes itself differently (its own ``start`` or ``wrap``) takes the
+        long way.
+        """
+        cls = self.__class__
+        if cls.start is not _Base.start or cls.wrap is not _Base.wrap:
+            return self._swapped(t).wrap(payload, ns)
+        name = self._NAMES.get(ns)
+        if name is None:
+            name = _Name(ns, self._LOCAL)
+            if len(self._NAMES) < 16:
+                self._NAMES[ns] = name
+        attrs = []
+        to = self.from_
+        if to is not None:
+            attrs.append(_Attr(_TO, to._str if type(to) is JID else str(to)))
+        frm = self.to
+        if frm is not None:
+            attrs.append(_Attr(_FROM, frm._str if type(frm) is JID else str(frm)))
+        if self.id:
+            attrs.append(_Attr(_ID, self.id))
+        a = _TYPE_ATTRS_BY_ID[id(t)]
+        if a is not None:
+            attrs.append(a)
+        start = _StartElement(name, attrs)
+        if payload is None:
+            return iter((start, start.end()))
+        return _chain((start,), payload, (start.end(),))
+
 
 _NativeElement = _xs.Element
 _known_jid = _received.get
@@ -674,7 +708,7 @@ class Message(_Base):
         """
         if self.type is MessageType.ERROR:
             raise ValueError("an error message is never answered with an error")
-        return self._swapped(MessageType.ERROR).wrap(err.tokens(ns), ns)
+        return self._reply_wrap(MessageType.ERROR, err.tokens(ns), ns)
 
 
 @dataclasses.dataclass(slots=True)
@@ -742,7 +776,7 @@ class Presence(_Base):
         """
         if self.type is PresenceType.ERROR:
             raise ValueError("an error presence is never answered with an error")
-        return self._swapped(PresenceType.ERROR).wrap(err.tokens(ns), ns)
+        return self._reply_wrap(PresenceType.ERROR, err.tokens(ns), ns)
 
 
 @dataclasses.dataclass(slots=True)
@@ -822,8 +856,10 @@ type=<IQType.RESULT: 'result'>, lang='')
         As mellium's ``iq.Result``: type ``result``, the addresses swapped,
         the same id.  Raises ``ValueError`` unless this IQ is a get or set.
         """
-        self._check_request()
-        return self._swapped(IQType.RESULT).wrap(payload, ns)
+        t = self.type
+        if t is not _GET and t is not _SET:
+            raise ValueError(f"an IQ {t.value} is never answered")
+        return self._reply_wrap(_RESULT, payload, ns)
 
     def error(self, err: StanzaError, ns: str = NS_CLIENT) -> Iterator[Token]:
         """Return the tokens of an error reply to this request.
@@ -834,11 +870,12 @@ type=<IQType.RESULT: 'result'>, lang='')
         are never answered).
         """
         self._check_request()
-        return self._swapped(IQType.ERROR).wrap(err.tokens(ns), ns)
+        return self._reply_wrap(_ERROR, err.tokens(ns), ns)
 
     def _check_request(self) -> None:
-        if self.type is not IQType.GET and self.type is not IQType.SET:
-            raise ValueError(f"an IQ {self.type.value} is never answered")
+        t = self.type
+        if t is not _GET and t is not _SET:
+            raise ValueError(f"an IQ {t.value} is never answered")
 
 
 #: Any of the three stanza kinds.
