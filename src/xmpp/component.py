@@ -68,7 +68,7 @@ from xmpp import xmlstream
 from xmpp.dial import dial
 from xmpp.jid import JID, JIDError
 from xmpp.negotiator import StreamConfig
-from xmpp.session import Negotiator, Session, SessionState, protocol_factory
+from xmpp.session import Negotiator, Session, SessionClosedError, SessionState, protocol_factory
 from xmpp.session import new_session as _new_session
 from xmpp.session import receive_session as _receive_session
 from xmpp.stream import NS_COMPONENT, NS_STREAMS, Condition, StreamError
@@ -155,6 +155,24 @@ class ComponentSession(Session):
         ):
             first = self._stamped(first)
         return super()._encode_stanza(_chain(first, toks))
+
+    async def send_message(
+        self, msg: _stanza.Message, payload: Iterable[Token] | None = None
+    ) -> None:
+        """As :meth:`xmpp.session.Session.send_message`; a message without
+        ``from_`` gets the component's domain."""
+        if msg.from_ is None:
+            msg.from_ = self.component
+        await super().send_message(msg, payload)
+
+    async def send_presence(
+        self, presence: _stanza.Presence, payload: Iterable[Token] | None = None
+    ) -> None:
+        """As :meth:`xmpp.session.Session.send_presence`; a presence without
+        ``from_`` gets the component's domain."""
+        if presence.from_ is None:
+            presence.from_ = self.component
+        await super().send_presence(presence, payload)
 
     def _stamped(self, start: StartElement) -> StartElement:
         return StartElement(start.name, (*start.attrs, Attr(_FROM, self._from_str)))
@@ -344,10 +362,16 @@ async def _initiate(session: Session, secret: str, timeout: float) -> None:
         el = await _read(session, timeout, "a stream error or handshake")
         raise StreamError(Condition.INVALID_XML, f"the server's header has no id (then {el.name.local})")
     digest = handshake_digest(sid, secret)
-    session.write_raw(
-        b"<handshake>" + digest.encode("ascii") + b"</handshake>",
-        shown=b"<handshake>[redacted]</handshake>",
-    )
+    try:
+        session.write_raw(
+            b"<handshake>" + digest.encode("ascii") + b"</handshake>",
+            shown=b"<handshake>[redacted]</handshake>",
+        )
+    except SessionClosedError:
+        # The server refused at once and is gone: its stream error, if it
+        # sent one, is what to report.
+        await _read(session, timeout, "a stream error")
+        raise
     el = await _read(session, timeout, "the handshake reply")
     if el.name != HANDSHAKE:
         raise StreamError(
