@@ -57,10 +57,17 @@ __all__ = [
     "verification_string",
 ]
 
+
+def _is(name: Any, want: Name) -> bool:
+    """Whether ``name`` (of either engine) is ``want``."""
+    return bool(name.local == want.local and name.space == want.space)
+
 #: The namespace of XEP-0115 (also its disco feature).
 NS = "http://jabber.org/protocol/caps"
 #: The name of the ``<c/>`` element.
 C = Name(NS, "c")
+_FIELD = Name(disco.NS_DATA, "field")
+_VALUE = Name(disco.NS_DATA, "value")
 #: The hash function used unless told otherwise (the one every entity supports).
 DEFAULT_HASH = "sha-1"
 #: The hash functions of the IANA registry that :func:`ver` computes, by
@@ -85,12 +92,12 @@ def _fields(form: Any) -> tuple[str | None, list[tuple[str, list[str]]]]:
     form_type: str | None = None
     fields: list[tuple[str, list[str]]] = []
     for field in form.children():
-        if field.name != Name(disco.NS_DATA, "field"):
+        if not _is(field.name, _FIELD):
             continue
         var = field.get("var")
         if var is None:
             continue
-        values = [v.text for v in field.children() if v.name == Name(disco.NS_DATA, "value")]
+        values = [v.text for v in field.children() if _is(v.name, _VALUE)]
         if var == "FORM_TYPE":
             if len(values) != 1:
                 raise ValueError("a FORM_TYPE field must have exactly one value")
@@ -219,7 +226,7 @@ class Caps:
     @classmethod
     def from_element(cls, el: Any) -> Caps:
         """Read a ``<c/>`` element; ``ValueError`` if it is not one or lacks ``node`` or ``ver``."""
-        if el.name != C:
+        if not _is(el.name, C):
             raise ValueError(f"not a caps element: {el.name!r}")
         node = el.get("node")
         v = el.get("ver")

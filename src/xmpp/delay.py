@@ -26,6 +26,11 @@ from xmpp.xmlstream import Attr, CharData, Name, StartElement, Token
 
 __all__ = ["DELAY", "NS", "Delay", "find", "insert"]
 
+
+def _is(name: Any, want: Name) -> bool:
+    """Whether ``name`` (of either engine) is ``want``."""
+    return bool(name.local == want.local and name.space == want.space)
+
 #: The namespace of XEP-0203.
 NS = "urn:xmpp:delay"
 #: The name of the ``<delay/>`` element.
@@ -66,7 +71,7 @@ class Delay:
     def from_element(cls, el: Any) -> Delay:
         """Read a ``<delay/>`` element; ``ValueError`` if it is not one or
         its ``stamp`` or ``from`` is missing or malformed."""
-        if el.name != DELAY:
+        if not _is(el.name, DELAY):
             raise ValueError(f"not a delay element: {el.name!r}")
         stamp = el.get("stamp")
         if stamp is None:
@@ -83,7 +88,7 @@ def find(stanza: Any) -> Delay | None:
     """The first well-formed ``<delay/>`` child of a received stanza (or of
     a ``<forwarded/>``), or ``None``."""
     for child in stanza.children():
-        if child.name == DELAY:
+        if _is(child.name, DELAY):
             try:
                 return Delay.from_element(child)
             except ValueError:

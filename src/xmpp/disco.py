@@ -69,6 +69,11 @@ __all__ = [
     "mux_info",
 ]
 
+
+def _is(name: Any, want: Name) -> bool:
+    """Whether ``name`` (of either engine) is ``want``."""
+    return bool(name.local == want.local and name.space == want.space)
+
 #: The namespace of disco#info queries (also a feature every entity has).
 NS_INFO = "http://jabber.org/protocol/disco#info"
 #: The namespace of disco#items queries.
@@ -204,23 +209,23 @@ class Info:
         are kept as elements, in order.  ``ValueError`` if ``el`` is not a
         disco#info query.
         """
-        if el.name != INFO_QUERY:
+        if not _is(el.name, INFO_QUERY):
             raise ValueError(f"not a disco#info query: {el.name!r}")
         identities: list[Identity] = []
         features: list[str] = []
         forms: list[Element] = []
         for child in el.children():
             name = child.name
-            if name == _IDENTITY:
+            if _is(name, _IDENTITY):
                 try:
                     identities.append(Identity.from_element(child))
                 except ValueError:
                     continue
-            elif name == _FEATURE:
+            elif _is(name, _FEATURE):
                 var = child.get("var")
                 if var:
                     features.append(var)
-            elif name == _FORM:
+            elif _is(name, _FORM):
                 forms.append(child)
         return cls(identities, features, forms, el.get("node"))
 
@@ -324,7 +329,7 @@ async def get_items(
     if q is None:
         return out
     for child in q.children():
-        if child.name == _ITEM:
+        if _is(child.name, _ITEM):
             try:
                 out.append(Item.from_element(child))
             except ValueError:
@@ -416,13 +421,13 @@ class Handler:
             return
         node = query.get("node")
         ns = session.stanza_ns
-        if query.name == INFO_QUERY:
+        if _is(query.name, INFO_QUERY):
             info = await self._info_for(iq, node)
             if info is None:
                 await session.send(iq.error(StanzaError(ErrorType.CANCEL, Condition.ITEM_NOT_FOUND), ns))
                 return
             await session.send(iq.result(info.with_node(node).tokens(), ns))
-        elif query.name == ITEMS_QUERY:
+        elif _is(query.name, ITEMS_QUERY):
             provider = self.items.get(node)
             if provider is None:
                 if node is None or node in self.nodes:

@@ -34,6 +34,11 @@ from xmpp.xmlstream import Name, StartElement, Token
 
 __all__ = ["FORWARDED", "NS", "Forwarded", "unwrap", "wrap"]
 
+
+def _is(name: Any, want: Name) -> bool:
+    """Whether ``name`` (of either engine) is ``want``."""
+    return bool(name.local == want.local and name.space == want.space)
+
 #: The namespace of XEP-0297.
 NS = "urn:xmpp:forward:0"
 #: The name of the ``<forwarded/>`` element.
@@ -74,13 +79,13 @@ def unwrap(el: Any) -> Forwarded:
     namespace) and the ``<delay/>``.  Raises ``ValueError`` if ``el`` is
     not a ``<forwarded/>``, holds no stanza, or holds a malformed delay.
     """
-    if el.name != FORWARDED:
+    if not _is(el.name, FORWARDED):
         raise ValueError(f"not a forwarded element: {el.name!r}")
     stanza = None
     delay = None
     for child in el.children():
         name = child.name
-        if name == DELAY and delay is None:
+        if _is(name, DELAY) and delay is None:
             delay = Delay.from_element(child)
         elif stanza is None and name.space in _STANZA_NS and name.local in _STANZAS:
             stanza = child

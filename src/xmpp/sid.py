@@ -47,6 +47,11 @@ __all__ = [
     "with_origin_id",
 ]
 
+
+def _is(name: Any, want: Name) -> bool:
+    """Whether ``name`` (of either engine) is ``want``."""
+    return bool(name.local == want.local and name.space == want.space)
+
 #: The namespace of XEP-0359 (also its disco feature).
 NS = "urn:xmpp:sid:0"
 #: The names of the two elements.
@@ -71,7 +76,7 @@ class OriginID:
     @classmethod
     def from_element(cls, el: Any) -> OriginID:
         """Read an ``<origin-id/>``; ``ValueError`` if it is not one or has no ``id``."""
-        if el.name != ORIGIN_ID:
+        if not _is(el.name, ORIGIN_ID):
             raise ValueError(f"not an origin-id: {el.name!r}")
         v = el.get("id")
         if not v:
@@ -96,7 +101,7 @@ class StanzaID:
     def from_element(cls, el: Any) -> StanzaID:
         """Read a ``<stanza-id/>``; ``ValueError`` if it is not one or lacks a
         well-formed ``id`` or ``by``."""
-        if el.name != STANZA_ID:
+        if not _is(el.name, STANZA_ID):
             raise ValueError(f"not a stanza-id: {el.name!r}")
         v = el.get("id")
         by = el.get("by")
@@ -111,7 +116,7 @@ class StanzaID:
 def origin_id(message: Any) -> str | None:
     """The origin id of a received message element, or ``None``."""
     for child in message.children():
-        if child.name == ORIGIN_ID:
+        if _is(child.name, ORIGIN_ID):
             v = child.get("id")
             return v or None
     return None
@@ -121,7 +126,7 @@ def stanza_ids(message: Any) -> list[StanzaID]:
     """Every well-formed ``<stanza-id/>`` of a received message element, in order."""
     out: list[StanzaID] = []
     for child in message.children():
-        if child.name == STANZA_ID:
+        if _is(child.name, STANZA_ID):
             try:
                 out.append(StanzaID.from_element(child))
             except ValueError:

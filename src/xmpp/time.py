@@ -55,6 +55,11 @@ __all__ = [
     "parse_tzo",
 ]
 
+
+def _is(name: Any, want: Name) -> bool:
+    """Whether ``name`` (of either engine) is ``want``."""
+    return bool(name.local == want.local and name.space == want.space)
+
 #: The namespace of XEP-0202 (also its disco feature).
 NS = "urn:xmpp:time"
 #: The name of the ``<time/>`` payload.
@@ -206,7 +211,7 @@ class EntityTime:
     def from_element(cls, el: Any) -> EntityTime:
         """Read a ``<time/>`` element; ``ValueError`` if it is not one or its
         ``utc`` or ``tzo`` is missing or malformed."""
-        if el.name != TIME:
+        if not _is(el.name, TIME):
             raise ValueError(f"not an entity time element: {el.name!r}")
         utc = el.find("utc", NS)
         tzo = el.find("tzo", NS)

@@ -32,6 +32,11 @@ if TYPE_CHECKING:
 
 __all__ = ["NS", "QUERY", "Handler", "Version", "get", "handle"]
 
+
+def _is(name: Any, want: Name) -> bool:
+    """Whether ``name`` (of either engine) is ``want``."""
+    return bool(name.local == want.local and name.space == want.space)
+
 #: The namespace of XEP-0092 (also its disco feature).
 NS = "jabber:iq:version"
 #: The name of the ``<query/>`` payload.
@@ -63,7 +68,7 @@ class Version:
     def from_element(cls, el: Any) -> Version:
         """Read a ``<query/>`` answer (missing children read as ``""``);
         ``ValueError`` if ``el`` is not one."""
-        if el.name != QUERY:
+        if not _is(el.name, QUERY):
             raise ValueError(f"not a software version query: {el.name!r}")
 
         def text(local: str) -> str:
