@@ -121,7 +121,10 @@ def format_datetime(t: _dt.datetime) -> str:
     if t.tzinfo is None or t.utcoffset() is None:
         raise ValueError("a naive datetime has no instant: give it a tzinfo")
     u = t.astimezone(_dt.timezone.utc)
-    return f"{u:%Y-%m-%dT%H:%M:%S}{_frac(u.microsecond)}Z"
+    return (
+        f"{u.year:04d}-{u.month:02d}-{u.day:02d}T{u.hour:02d}:{u.minute:02d}:{u.second:02d}"
+        f"{_frac(u.microsecond)}Z"
+    )
 
 
 def parse_datetime(s: str) -> _dt.datetime:
