@@ -2,11 +2,12 @@
 
 :func:`fetch` returns the blocked addresses, :func:`block` and
 :func:`unblock` change the list, :func:`unblock_all` empties it.  The
-server pushes every change to the account's resources as an IQ set
-holding ``<block/>`` or ``<unblock/>``; :class:`Handler` answers those,
-ignores any that do not come from the account itself (the same check as
-roster pushes, :func:`xmpp.roster.is_from_account`) and hands each to a
-callback.  :func:`handle` is its :class:`~xmpp.mux.ServeMux` option.
+server pushes every change, as an IQ set holding ``<block/>`` or
+``<unblock/>``, to the account's resources that have fetched the list
+(XEP-0191 section 3.3: call :func:`fetch` once to get pushes).
+:class:`Handler` answers those, ignores any that do not come from the
+account itself (the same check as roster pushes,
+:func:`xmpp.roster.is_from_account`) and hands each to a callback.  :func:`handle` is its :class:`~xmpp.mux.ServeMux` option.
 
 >>> async def main(session):                          # doctest: +SKIP
 ...     await block(session, "spammer@example.org")

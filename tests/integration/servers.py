@@ -828,7 +828,8 @@ class ProsodyServer(XMPPServer):
     ``balanced.localhost`` sharing one secret (Prosody accepts one connection
     per component domain), MUC on ``conference.localhost``, WebSocket at
     ``/xmpp-websocket`` and BOSH at ``/http-bind`` on plain HTTP (considered
-    secure), stream management (mod_smacks), ping, disco, carbons; no MAM,
+    secure), stream management (mod_smacks), ping, disco, carbons, blocking
+    (mod_blocklist), ad-hoc commands (mod_adhoc); no MAM,
     no offline storage, no s2s.
     """
 
@@ -879,6 +880,7 @@ c2s_direct_tls_ssl = {{ certificate = {_lua(cert)}, key = {_lua(key)} }}
 modules_enabled = {{
     "roster"; "saslauth"; "tls"; "disco"; "ping"; "carbons"; "smacks";
     "version"; "time"; "uptime"; "http"; "websocket"; "bosh";
+    "blocklist"; "adhoc";
 }}
 modules_disabled = {{ "offline"; "s2s"; "s2s_auth_certs"; "s2s_bidi" }}
 admins = {{ }}
@@ -957,7 +959,8 @@ class EjabberdServer(XMPPServer):
     TLS listener, plain password storage (PLAIN and SCRAM-SHA-1/256/512 all
     offered; DIGEST-MD5 and X-OAUTH2 disabled), shapers off,
     ``max_fsm_queue`` raised to 1,000,000, no MAM, no offline storage, no
-    s2s, stream management, MUC, WebSocket at ``/ws``, BOSH at ``/bosh`` and
+    s2s, stream management, MUC, carbons, blocking (mod_blocking with
+    mod_privacy), ad-hoc commands (mod_adhoc), WebSocket at ``/ws``, BOSH at ``/bosh`` and
     the HTTP API at ``/api`` (loopback only; used to register users). The
     component listener serves ``component.localhost`` and
     ``balanced.localhost`` with ``global_routes: false``;
@@ -1119,6 +1122,9 @@ modules:
   mod_roster: {{}}
   mod_stream_mgmt: {{}}
   mod_carboncopy: {{}}
+  mod_privacy: {{}}
+  mod_blocking: {{}}
+  mod_adhoc: {{}}
   mod_version: {{}}
   mod_bosh: {{}}
   mod_http_api: {{}}
