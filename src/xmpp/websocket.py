@@ -662,6 +662,14 @@ class WebSocketTransport(asyncio.Transport):
             if self._wire.ws.state is ConnectionState.OPEN:
                 self._wire.send(CloseConnection(code=1000))
 
+    def _shutdown(self, code: int = 1000) -> None:
+        """Send a close frame (if the WebSocket is open) and close the connection now."""
+        self._closing = True
+        with contextlib.suppress(LocalProtocolError):
+            if self._wire.ws.state is ConnectionState.OPEN:
+                self._wire.send(CloseConnection(code=code))
+        self._raw.close()
+
     def abort(self) -> None:
         """Drop the connection without a closing handshake."""
         self._closing = True
@@ -883,7 +891,7 @@ async def dial_session(
                     max_stanza_bytes=max_stanza_bytes,
                 )
             except BaseException as exc:
-                ws.abort()
+                ws._shutdown()
                 other = ws.see_other_uri
                 if other is not None and hops < max_redirects and not isinstance(exc, asyncio.CancelledError):
                     target = _check_redirect(target, other, allow_plaintext)
@@ -972,7 +980,7 @@ async def receive_session(
         return await _bounded(run(), timeout, "accepting an XMPP WebSocket client")
     except BaseException:
         if ws is not None:
-            ws.abort()
+            ws._shutdown()
         else:
             transport.abort()  # type: ignore[attr-defined]
         raise
@@ -1062,6 +1070,8 @@ def parse_host_meta_xrd(data: bytes) -> list[str]:
     events = p.feed(data)
     if not events or not isinstance(events[0], StartElement):
         raise ValueError("an XRD document needs a root element")
+    if not p.closed:
+        raise ValueError("truncated XRD document")
     root = events[0]
     if root.name.local != "XRD" or root.name.space != NS_XRD:
         raise ValueError(f"not an XRD document: root {root.name!r}")
