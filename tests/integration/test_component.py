@@ -332,13 +332,10 @@ async def test_two_components_share_ejabberds_balanced_domain(ejabberd: servers.
 
         await bounded(asyncio.gather(*(flood(u, n) for u, n in zip(users, ("alice", "bob")))), "sending", 40)
         await bounded(asyncio.shield(all_in), f"receiving {SCALE_MESSAGES} messages", 40)
-        # Nothing more arrives after the last (no duplicates late either):
-        # a ping round trip through each component's stream flushes them.
-        for c in comps:
-            await bounded(
-                c.send_iq(IQ(to=JID.parse(ejabberd.domain), type=IQType.GET), [StartElement(PING), StartElement(PING).end()]),
-                "a ping after the flood",
-            )
+        # Give a late duplicate a moment to show up (the domain is balanced at
+        # random, so no round trip through one component's stream can tell
+        # that the other has nothing more: its reply may go to either).
+        await asyncio.sleep(0.5)
         merged: collections.Counter[str] = collections.Counter()
         for s in seen:
             merged.update(s)
