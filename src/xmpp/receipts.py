@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from xmpp.jid import JID
-from xmpp.session import DEFAULT_IQ_TIMEOUT
+from xmpp.session import DEFAULT_IQ_TIMEOUT, SessionState
 from xmpp.stanza import Message, MessageType, StanzaError, new_id
 from xmpp.xmlstream import Attr, Element, Name, StartElement, Token
 
@@ -101,6 +101,18 @@ def received_id(message: Any) -> str | None:
     return el.get("id") or None
 
 
+def _sender(session: Session, msg: Message) -> JID | None:
+    """Who sent ``msg``: its ``from``, or where a stanza without one comes from
+    (RFC 6120 8.1.2.1: the connected client on a server's stream; the
+    user's own account on a client's stream)."""
+    if msg.from_ is not None:
+        return msg.from_
+    if session.state & SessionState.RECEIVED:
+        return session.remote_addr
+    local = session.local_addr
+    return None if local is None else local.bare()
+
+
 def _matches(to: JID | None, frm: JID | None) -> bool:
     if to is None:
         return True  # sent without a to: to our own account, answered by the server
@@ -158,11 +170,15 @@ async def answer(msg: Message, element: Element, session: Session) -> bool:
     """Send the receipt that the received message asks for, if it may be answered.
 
     Returns whether a receipt was sent: only for a message that requests one,
-    has an ``id`` and a sender, and is neither ``error`` nor ``groupchat``.
+    has an ``id`` and a known sender (a stanza without ``from`` comes from
+    the peer of the stream, RFC 6120 8.1.2.1), and is neither ``error`` nor ``groupchat``.
     """
-    if msg.type in _NO_ANSWER or not msg.id or msg.from_ is None or not requested(element):
+    if msg.type in _NO_ANSWER or not msg.id or not requested(element):
         return False
-    await session.send_message(Message(to=msg.from_), received(msg.id))
+    to = _sender(session, msg)
+    if to is None:
+        return False
+    await session.send_message(Message(to=to), received(msg.id))
     return True
 
 
@@ -172,7 +188,7 @@ def _settle(session: Session, msg: Message, element: Element) -> None:
         return
     if msg.type is MessageType.ERROR:
         entry = table.get(msg.id)
-        if entry is not None and _matches(entry[0], msg.from_) and not entry[1].done():
+        if entry is not None and _matches(entry[0], _sender(session, msg)) and not entry[1].done():
             err = StanzaError.from_stanza(element)
             if err is not None:
                 entry[1].set_exception(err)
@@ -181,7 +197,7 @@ def _settle(session: Session, msg: Message, element: Element) -> None:
     if rid is None:
         return
     entry = table.get(rid)
-    if entry is not None and _matches(entry[0], msg.from_) and not entry[1].done():
+    if entry is not None and _matches(entry[0], _sender(session, msg)) and not entry[1].done():
         entry[1].set_result(element)
 
 
