@@ -11,7 +11,7 @@ from xmpp.session import Session
 from xmpp.stanza import IQ, IQType
 from xmpp.stream import NS_CLIENT
 from xmpp.testing import client_server_pair
-from xmpp.xmlstream import Element, Name
+from xmpp.xmlstream import Element, Name, StartElement
 
 CARBON = (
     "<message xmlns='jabber:client' from='{frm}' to='test@example.net/client' type='chat'>"
@@ -83,5 +83,5 @@ async def test_handler_drops_spoofed_carbons() -> None:
 
 
 def test_private_tokens() -> None:
-    names = [t.name for t in carbons.private() if hasattr(t, "attrs")]
+    names = [t.name for t in carbons.private() if isinstance(t, StartElement)]
     assert [(n.space, n.local) for n in names] == [(carbons.NS, "private"), ("urn:xmpp:hints", "no-copy")]

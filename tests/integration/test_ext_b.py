@@ -1,4 +1,5 @@
-"""Roster, carbons, blocking and ad-hoc commands against real Prosody and ejabberd (issue 9).
+"""Roster, carbons, blocking and ad-hoc commands against real Prosody and ejabberd,
+and slixmpp running one of our ad-hoc commands (issue 9).
 
 Each test logs in with the library's own features (``test_c2s.login``) and
 serves the session with a mux holding the extension's handler.  Contacts
@@ -16,15 +17,20 @@ import asyncio
 from typing import Any
 
 import pytest
+import slixmpp
 
-from xmpp import blocking, carbons, commands, roster
+from xmpp import blocking, carbons, commands, disco, roster
+from xmpp.client import dial_client_session
+from xmpp.forms import Field, FieldType, Form, FormType
 from xmpp.jid import JID
 from xmpp.mux import ServeMux
 from xmpp.stanza import Message, MessageType, Presence, new_id
+from xmpp.testing import Server
 from xmpp.xmlstream import CharData, Element, Name, StartElement
 
 from . import servers
 from .test_c2s import TIMEOUT, Running, bounded, login
+from .test_slixmpp import USERS, slix_client
 
 BODY_NS = "jabber:client"
 
@@ -194,3 +200,59 @@ async def test_adhoc_commands_on_the_server(xmpp_server: servers.XMPPServer, pki
             r = await bounded(commands.execute(session, domain, "ping"), "running ejabberd's ping command")
             assert r.status is commands.Status.COMPLETED and r.node == "ping"
             assert r.notes and r.notes[0].text
+
+
+async def test_slixmpp_runs_our_command() -> None:
+    """slixmpp (xep_0050 over xep_0030 and xep_0004) lists and runs a two-step command our session offers."""
+    asked = Form(FormType.FORM, title="Name", fields=[Field("name", FieldType.TEXT_SINGLE, required=True)])
+    handler = commands.Handler()
+
+    def hello(req: commands.Request) -> commands.Response:
+        if req.action is commands.Action.EXECUTE:
+            return commands.Response(commands.Status.EXECUTING, asked, (commands.Action.COMPLETE,))
+        assert req.form is not None
+        filled = asked.check_submission(req.form)
+        return commands.Response(notes=[commands.Note(f"hello, {filled.get('name')} at {req.requester}")])
+
+    handler.register("hello", "Say hello", hello)
+
+    async with Server(users=USERS) as server:
+        ours = await dial_client_session(
+            "alice@localhost/cmd", USERS["alice"], host=server.host, port=server.port,
+            tls_context=server.client_context(), timeout=TIMEOUT,
+        )
+        mux = ServeMux(
+            ours.stanza_ns,
+            commands.handle(handler),
+            disco.handle(items={commands.NS: handler.disco_items}, nodes=handler.disco_nodes()),
+        )
+        async with ours, Running(ours, mux), slix_client(
+            "bob@localhost/slix", USERS["bob"], host=server.host, port=server.port,
+            ca_file=server.ca_file, mechanism="SCRAM-SHA-256",
+        ) as slix:
+            for plugin in ("xep_0030", "xep_0004", "xep_0050"):
+                slix.register_plugin(plugin)
+            adhoc: Any = slix.plugin["xep_0050"]
+            forms_plugin: Any = slix.plugin["xep_0004"]
+            items = await bounded(adhoc.get_commands(slixmpp.JID("alice@localhost/cmd"), timeout=TIMEOUT), "slixmpp listing")
+            listed = [(str(j), node, name) for j, node, name in items["disco_items"]["items"]]
+            assert listed == [("alice@localhost/cmd", "hello", "Say hello")]
+
+            first = await bounded(
+                adhoc.send_command(slixmpp.JID("alice@localhost/cmd"), "hello", timeout=TIMEOUT), "slixmpp starting"
+            )
+            assert first["command"]["status"] == "executing"
+            sid = first["command"]["sessionid"]
+            assert sid and first["command"]["form"]["title"] == "Name"
+            submit = forms_plugin.make_form(ftype="submit")
+            submit.add_field(var="name", value="Slix")
+            done = await bounded(
+                adhoc.send_command(
+                    slixmpp.JID("alice@localhost/cmd"), "hello", action="complete",
+                    payload=submit, sessionid=sid, timeout=TIMEOUT,
+                ),
+                "slixmpp completing",
+            )
+            assert done["command"]["status"] == "completed"
+            assert done["command"]["notes"] == [("info", "hello, Slix at bob@localhost/slix")]
+        assert handler.pending == 0
