@@ -844,7 +844,9 @@ async def dial_session(
 
     A ``<close/>`` with ``see-other-uri`` during negotiation is followed, at
     most ``max_redirects`` times, never from ``wss://`` to ``ws://``.  The
-    whole of it is bounded by ``timeout`` seconds.  Errors:
+    whole of it is bounded by ``timeout`` seconds.  (A ``<close/>`` with
+    ``see-other-uri`` on a ``READY`` session ends its ``serve``; the URI is
+    then ``session.transport.see_other_uri``.)  Errors:
     :class:`WebSocketHandshakeError`, :class:`WebSocketError`,
     ``ssl.SSLError``, :class:`xmpp.sasl.SASLError`,
     :class:`xmpp.stream.StreamError`, ``TimeoutError``; nothing is left open.
@@ -1019,8 +1021,11 @@ async def start_server(
         except Exception as exc:  # one bad client must not stop the listener
             log.info("WebSocket client refused: %s", exc)
             return
-        async with session:
-            await on_session(session)
+        try:
+            async with session:
+                await on_session(session)
+        except Exception:  # the listener outlives one session's failure
+            log.exception("WebSocket session handler failed")
 
     def made(raw: asyncio.BaseTransport) -> None:
         task = loop.create_task(handle(raw))
