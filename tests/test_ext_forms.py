@@ -133,3 +133,21 @@ def test_result_table(engine: Any) -> None:
     assert [f.var for f in back.reported] == ["name", "jid"]
     assert [[f.values[0] for f in row] for row in back.items] == [["A", "a@x"], ["B", "b@x"]]
     assert NS == "jabber:x:data"
+
+
+@pytest.mark.parametrize("name", ["forms", "roster", "carbons", "blocking", "commands"])
+def test_docstrings_and_examples(name: str) -> None:
+    """Every public name of the module is documented, and its examples run."""
+    import doctest
+    import importlib
+
+    mod = importlib.import_module(f"xmpp.{name}")
+    assert mod.__doc__ and len(mod.__doc__) > 200
+    for public in mod.__all__:
+        obj = getattr(mod, public)
+        if callable(obj):
+            assert obj.__doc__ and obj.__doc__.strip(), f"{name}.{public}"
+    result = doctest.testmod(mod)
+    assert result.failed == 0
+    if name in ("forms", "commands"):
+        assert result.attempted >= 3
