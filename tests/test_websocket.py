@@ -475,10 +475,12 @@ async def test_peer_vanishing(how: str) -> None:
         with pytest.raises(websocket.WebSocketError) as err:
             await dial(url)
         assert err.value.code == 1006
-        if how == "mid-message":
-            assert "middle of a WebSocket message" in str(err.value)
-        else:
-            assert "lost" in str(err.value)
+        expected = {
+            "mid-frame": "lost in the middle of a WebSocket frame",
+            "mid-message": "lost in the middle of a WebSocket message",
+            "no-close-frame": "lost without a WebSocket close",
+        }[how]
+        assert expected in str(err.value)
         assert not failures
 
 

@@ -283,8 +283,13 @@ class _Wire(asyncio.Protocol):
         err: BaseException | None = None
         state = self.ws.state
         if state not in (ConnectionState.CLOSED, ConnectionState.REJECTING):
-            mid = self.upper is not None and self.upper._partial
-            what = "in the middle of a WebSocket message" if mid else "without a WebSocket close"
+            up = self.upper
+            if up is not None and up._partial_frame:
+                what = "in the middle of a WebSocket frame"
+            elif up is not None and up._partial:
+                what = "in the middle of a WebSocket message"
+            else:
+                what = "without a WebSocket close"
             err = WebSocketError(f"the connection was lost {what}", code=1006)
             if exc is not None:
                 err.__cause__ = exc
@@ -423,6 +428,7 @@ class WebSocketTransport(asyncio.Transport):
         self._parts: list[str] = []
         self._size = 0
         self._partial = False
+        self._partial_frame = False
         self._closing = False
         self._close_handle: asyncio.TimerHandle | None = None
         self._error: WebSocketError | None = None
@@ -483,6 +489,7 @@ class WebSocketTransport(asyncio.Transport):
                     return
                 self._parts.append(ev.data)
                 self._partial = not ev.message_finished
+                self._partial_frame = not ev.frame_finished
                 if ev.message_finished:
                     text = "".join(self._parts)
                     self._parts.clear()
