@@ -113,7 +113,12 @@ class Handler:
 
 def handle(on_state: Callable[[Message, State, Session], object]) -> Callable[[ServeMux], None]:
     """A :class:`~xmpp.mux.ServeMux` option routing messages of any type whose
-    first registered child is a chat state to ``on_state`` (see :class:`Handler`)."""
+    first registered child is a chat state to ``on_state`` (see :class:`Handler`).
+
+    The mux routes a message by the first of its children that has a
+    handler: a message whose ``<body/>`` comes before its state goes to a
+    body handler if there is one, which can read the state with :func:`parse`.
+    """
     h = Handler(on_state)
 
     def apply(mux: ServeMux) -> None:
