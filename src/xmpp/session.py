@@ -281,6 +281,8 @@ class Session:
         self._redact = False
         self._tee_in = config.tee_in if config is not None else None
         self._tee_out = config.tee_out if config is not None else None
+        # Stream management (XEP-0198, xmpp.sm): None unless a feature attached it.
+        self._sm: Any = None
         proto.session = self
         early, proto._early = proto._early, []
         if early and self._in_header is None:
@@ -309,6 +311,13 @@ class Session:
         self._state = int(value)
 
     @property
+    def sm(self) -> Any:
+        """The stream management (XEP-0198) of this session: an
+        :class:`xmpp.sm.StreamManager` (counters, unacknowledged stanzas), or
+        ``None`` when stream management is not in use."""
+        return self._sm
+
+    @property
     def stanza_ns(self) -> str:
         """The stream's default namespace (``jabber:client`` and the like)."""
         return self._ns
@@ -333,10 +342,13 @@ class Session:
             err = exc
         queue = self._queue
         iqs = self._iqs
+        sm = self._sm
         for ev in events:
             if type(ev) is Element:
                 if tee is not None and self._redact:
                     tee(_redacted(ev, self._ns))
+                if sm is not None and sm.on_element(ev):
+                    continue  # a stream management nonza (<r/>, <a/>, <enable/>)
                 if iqs and ev.get("type") in _IQ_REPLY_TYPES:
                     waiter = iqs.match(ev)
                     if waiter is not None:
@@ -395,6 +407,8 @@ class Session:
 
     def _on_lost(self, exc: Exception | None) -> None:
         self._state |= _OUTPUT_STREAM_CLOSED
+        if self._sm is not None:
+            self._sm.on_lost()
         for w in self._drain_waiters:
             if not w.done():
                 w.set_exception(SessionClosedError("connection lost"))
@@ -621,6 +635,9 @@ class Session:
         tee = self._tee_out
         if tee is not None:
             tee(data)
+        sm = self._sm
+        if sm is not None:
+            sm.on_sent(data, start)  # counted, and kept until acknowledged
         # Coalesce: stanzas written in one turn of the event loop leave in one
         # transport write (one TLS record, one system call), bounded in size.
         self._wbuf.append(data)
