@@ -7,10 +7,13 @@
 The initiating side asks for a resource (or lets the server pick one),
 sets the session's ``local_addr`` to the full JID the server assigned and,
 when the server lists the RFC 3921 ``<session/>`` feature as required
-(without ``<optional/>``), establishes it.  The receiving side assigns a
-random resource or honours the requested one through a ``binder``
-callback, which may refuse with a :class:`~xmpp.stanza.StanzaError`
-(``conflict`` for a resource in use that the server will not replace).
+(without ``<optional/>``), establishes it.  Then it runs the post-bind
+step of any offered feature whose parsed data has an ``after_bind``
+coroutine function (stream management's ``<enable/>``, :mod:`xmpp.sm`).
+The receiving side assigns a random resource or honours the requested one
+through a ``binder`` callback, which may refuse with a
+:class:`~xmpp.stanza.StanzaError` (``conflict`` for a resource in use that
+the server will not replace).
 """
 
 from __future__ import annotations
@@ -127,6 +130,12 @@ def bind(
             if sreply.get("type") == "error":
                 err = _stanza.StanzaError.from_stanza(sreply)
                 raise err if err is not None else StreamError(StreamCondition.UNDEFINED_CONDITION, "session failed")
+        # Steps that follow binding (XEP-0198's <enable/>): any parsed feature
+        # data with an ``after_bind`` coroutine function is run now, in order.
+        for offered in list(session.features.values()):
+            after = getattr(offered, "after_bind", None)
+            if after is not None:
+                await after(session)
         return 0, False
 
     return StreamFeature(
