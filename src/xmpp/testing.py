@@ -423,6 +423,8 @@ from collections.abc import Awaitable, Callable, Mapping  # noqa: E402
 
 from xmpp import xmlstream as _xmlstream  # noqa: E402
 from xmpp.client import receive_client_session  # noqa: E402
+from xmpp.component import ComponentRegistry as _ComponentRegistry  # noqa: E402
+from xmpp.component import receive_session as _receive_component  # noqa: E402
 from xmpp.jid import JIDError  # noqa: E402
 from xmpp.sasl import MIN_ITERATIONS, MemoryCredentialStore  # noqa: E402
 from xmpp.session import SessionClosedError  # noqa: E402
@@ -430,6 +432,7 @@ from xmpp.stanza import Condition as _StanzaCondition  # noqa: E402
 from xmpp.stanza import ErrorType as _ErrorType  # noqa: E402
 from xmpp.stanza import StanzaError as _StanzaError  # noqa: E402
 from xmpp.stream import NS_CLIENT as _NS_CLIENT  # noqa: E402
+from xmpp.stream import NS_COMPONENT as _NS_COMPONENT  # noqa: E402
 from xmpp.stream import Condition as _StreamCondition  # noqa: E402
 from xmpp.stream import StreamError as _StreamError  # noqa: E402
 from xmpp.xmlstream import Attr as _Attr  # noqa: E402
@@ -560,6 +563,29 @@ class Server:
     With ``direct_tls`` the listener speaks TLS from the first byte
     (XEP-0368, ALPN ``xmpp-client``) and STARTTLS is not offered.
 
+    **Components (XEP-0114).**  ``components`` maps component domains to
+    their secrets; when it is not empty, :meth:`start` opens a second
+    listener on ``host`` (``component_port``, 0 picks a free one) where
+    :func:`xmpp.component.receive_session` accepts them (plain TCP, one
+    connection per domain: a second one gets ``conflict``).  Then:
+
+    * Every stanza addressed to a component domain, or to any address at it
+      (``user@gw.localhost/res``), goes to that component, whoever sent it.
+    * A component's stanza must come ``from`` its domain or an address at
+      it (checked by the domain part); any other ``from`` ends its stream
+      with ``invalid-from``, and a stanza without ``from`` is given the
+      component's domain.  It is routed as a client's is: to full or bare
+      JIDs of users, to other components, or to the server, which answers
+      pings and disco#info.
+    * Stanzas to a configured component that is not connected get
+      ``service-unavailable``.
+
+    Forwarding between components and clients is as fast as between
+    clients: the element is encoded once (the namespaces ``jabber:client``
+    and ``jabber:component:accept`` are both the default namespace of their
+    streams, so the bytes are the same) and only a missing ``from`` is
+    spliced in.
+
     Binding a resource that is already bound replaces the old session: it
     gets the stream error ``conflict``.  A peer that does not finish
     negotiating within ``timeout`` seconds is dropped, as is a client that
@@ -582,6 +608,8 @@ class Server:
         iterations: int = MIN_ITERATIONS,
         max_stanza_bytes: int = _xmlstream.DEFAULT_MAX_STANZA_BYTES,
         direct_tls: bool = False,
+        components: Mapping[str, str] | None = None,
+        component_port: int = 0,
     ) -> None:
         self._domain_jid = JID.parse(domain)
         if not self._domain_jid.is_domain:
@@ -604,6 +632,22 @@ class Server:
         #: True when connections are TLS from the first byte (XEP-0368)
         #: instead of negotiating STARTTLS.
         self.direct_tls = direct_tls
+        comps: dict[str, str] = {}
+        for name, secret in (components or {}).items():
+            cj = JID.parse(name)
+            if not cj.is_domain:
+                raise ValueError(f"a component address is a bare domain, not {name!r}")
+            if cj.domain == self.domain:
+                raise ValueError(f"a component cannot have the server's domain {name!r}")
+            comps[cj.domain] = secret
+        #: The component domains served and their secrets (XEP-0114).
+        self.components: Mapping[str, str] = types.MappingProxyType(comps)
+        #: The port of the component listener (known once started; only
+        #: opened when there are ``components``).
+        self.component_port = component_port
+        self._component_listener: asyncio.AbstractServer | None = None
+        self._components: dict[str, _Bound] = {}
+        self._registry = _ComponentRegistry()
         self._mechanisms = mechanisms
         self._max_stanza_bytes = max_stanza_bytes
         self._tls = self.certificate.server_context(alpn=("xmpp-client",) if direct_tls else ())
@@ -638,6 +682,11 @@ class Server:
         """The bound sessions by full JID (a read-only snapshot)."""
         return types.MappingProxyType({j: b.session for j, b in self._bound.items()})
 
+    @property
+    def component_sessions(self) -> Mapping[str, Session]:
+        """The connected component sessions by domain (a read-only snapshot)."""
+        return types.MappingProxyType({d: b.session for d, b in self._components.items()})
+
     async def start(self) -> None:
         """Listen on ``host`` (``port`` 0 picks a free port and sets ``port``)."""
         if self._listener is not None:
@@ -657,19 +706,36 @@ class Server:
         sockets = self._listener.sockets
         if sockets:
             self.port = int(sockets[0].getsockname()[1])
+        if self.components:
+            self._registry = _ComponentRegistry()
+            try:
+                self._component_listener = await loop.create_server(
+                    lambda: self._protocol(component=True), self.host, self.component_port
+                )
+            except BaseException:
+                self._listener.close()
+                self._listener = None
+                raise
+            csockets = self._component_listener.sockets
+            if csockets:
+                self.component_port = int(csockets[0].getsockname()[1])
 
     async def close(self) -> None:
         """Stop listening, close every session (bounded) and wait for every
         connection's task; nothing is left running."""
         self._closing = True
         listener, self._listener = self._listener, None
+        clistener, self._component_listener = self._component_listener, None
         if listener is not None:
             listener.close()
+        if clistener is not None:
+            clistener.close()
         for t in list(self._negotiating):
             t.cancel()
-        for b in self._bound.values():
+        everyone = [*self._bound.values(), *self._components.values()]
+        for b in everyone:
             b.flush()
-        sessions = [b.session for b in self._bound.values()]
+        sessions = [b.session for b in everyone]
         if sessions:
             await asyncio.gather(
                 *(s.close(timeout=self.close_timeout) for s in sessions), return_exceptions=True
@@ -681,9 +747,10 @@ class Server:
                 t.cancel()
             if pending:
                 await asyncio.wait(pending, timeout=1.0)
-        if listener is not None:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(listener.wait_closed(), 1.0)
+        for lst in (listener, clistener):
+            if lst is not None:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(lst.wait_closed(), 1.0)
 
     async def __aenter__(self) -> Server:
         await self.start()
@@ -694,7 +761,7 @@ class Server:
 
     # ------------------------------------------------------------ connections
 
-    def _protocol(self) -> asyncio.BaseProtocol:
+    def _protocol(self, *, component: bool = False) -> asyncio.BaseProtocol:
         """A session protocol that also tells the server of its connection."""
         proto = protocol_factory()
         made = proto.connection_made
@@ -702,12 +769,14 @@ class Server:
 
         def connection_made(transport: asyncio.BaseTransport) -> None:
             made(transport)
-            accept(transport, proto)
+            accept(transport, proto, component)
 
         setattr(proto, "connection_made", connection_made)  # noqa: B010
         return proto
 
-    def _accept(self, transport: asyncio.BaseTransport, proto: asyncio.BaseProtocol) -> None:
+    def _accept(
+        self, transport: asyncio.BaseTransport, proto: asyncio.BaseProtocol, component: bool = False
+    ) -> None:
         # Bytes that come before the session adopts the protocol are kept by
         # it and fed to the session when it is made.
         t: asyncio.Transport = transport  # type: ignore[assignment]
@@ -715,7 +784,7 @@ class Server:
             t.abort()
             return
         loop = asyncio.get_running_loop()
-        task = loop.create_task(self._connection(t))
+        task = loop.create_task(self._component_connection(t) if component else self._connection(t))
         self._tasks.add(task)
         self._negotiating.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -756,6 +825,41 @@ class Server:
             if not session.closed:
                 await session.close(timeout=self.close_timeout)
 
+    async def _component_connection(self, transport: asyncio.Transport) -> None:
+        try:
+            session = await _receive_component(
+                transport,
+                secrets=self.components,
+                registry=self._registry,
+                timeout=self.timeout,
+                max_stanza_bytes=self._max_stanza_bytes,
+            )
+        except Exception as exc:  # one peer's failure is its own
+            self.failures.append(exc)
+            _log.debug("component handshake failed: %r", exc)
+            return
+        task = asyncio.current_task()
+        if task is not None:
+            self._negotiating.discard(task)
+        if self._closing:
+            await session.close(timeout=self.close_timeout)
+            return
+        domain = session.remote_addr
+        assert domain is not None
+        c = _Bound(session, domain)
+        self._components[c.jid_s] = c
+        try:
+            await session.serve(self._component_handler(c))
+        except (_StreamError, SessionClosedError, OSError) as exc:
+            _log.debug("component %s ended: %r", c.jid_s, exc)
+        except Exception:
+            _log.exception("component %s failed", c.jid_s)
+        finally:
+            self._unregister(c)
+            c.flush()
+            if not session.closed:
+                await session.close(timeout=self.close_timeout)
+
     def _register(self, session: Session) -> _Bound:
         jid = session.remote_addr
         assert jid is not None and jid.resource is not None
@@ -769,6 +873,9 @@ class Server:
         return b
 
     def _unregister(self, b: _Bound) -> None:
+        if self._components.get(b.jid_s) is b:
+            del self._components[b.jid_s]
+            return
         if self._bound.get(b.jid) is b:
             del self._bound[b.jid]
         if self._by_str.get(b.jid_s) is b:
@@ -797,14 +904,16 @@ class Server:
     def _handler(self, b: _Bound) -> Callable[[_Element, _StartElement], Awaitable[None] | None]:
         """The routing handler of one bound session (see the class documentation).
 
-        The common case (a stanza to a bound full JID) is synchronous: the
-        element is encoded once by the engine, the sender's address spliced
-        in when it came without one, and the bytes written to the recipient's
-        transport.  Only a recipient whose write buffer is full makes the
-        sender wait (that is the flow control of the whole path).
+        The common case (a stanza to a bound full JID, or to a connected
+        component) is synchronous: the element is encoded once by the
+        engine, the sender's address spliced in when it came without one,
+        and the bytes written to the recipient's transport.  Only a
+        recipient whose write buffer is full makes the sender wait (that is
+        the flow control of the whole path).
         """
         ns = _NS_CLIENT
         by_str = self._by_str
+        comps = self._components
         domain = self.domain
         jid_s = b.jid_s
         from_attr = b.from_attr
@@ -824,7 +933,10 @@ class Server:
                 return to_self(b, el, start, local, to, account=False)
             target = by_str.get(to)
             if target is None:
-                return slow(b, el, start, local, to)
+                if comps:
+                    target = comps.get(_domain_of(to))
+                if target is None:
+                    return slow(b, el, start, local, to)
             frm = start.get("from")
             data = el.encode(ns)
             if frm is None:
@@ -838,6 +950,59 @@ class Server:
 
         return handle
 
+    def _component_handler(
+        self, c: _Bound
+    ) -> Callable[[_Element, _StartElement], Awaitable[None] | None]:
+        """The routing handler of one component session.
+
+        The ``from`` is checked, not rewritten: it must be the component's
+        domain or an address at it (a stream error ``invalid-from``
+        otherwise); a missing one is spliced in.  A stanza to a bound full
+        JID or to a connected component is forwarded as encoded once, like
+        a client's.
+        """
+        ns = _NS_COMPONENT
+        by_str = self._by_str
+        comps = self._components
+        dom_s = c.jid_s
+        dom = c.jid
+        from_attr = c.from_attr
+        deliver = self._deliver
+        slow = self._route
+
+        def handle(el: _Element, start: _StartElement) -> Awaitable[None] | None:
+            name = start.name
+            local = name.local
+            if name.space != ns or local not in _STANZAS:
+                raise _StreamError(
+                    _StreamCondition.UNSUPPORTED_STANZA_TYPE, f"<{local}/> is not a stanza"
+                )
+            frm = start.get("from")
+            stamp = frm is None
+            if frm is None:
+                frm = dom_s
+            elif frm != dom_s and _domain_of(frm) != dom_s and not _is_at(frm, dom):
+                raise _StreamError(
+                    _StreamCondition.INVALID_FROM, f"{frm!r} is not an address at {dom_s}"
+                )
+            to = start.get("to")
+            target = None
+            if to is not None:
+                target = by_str.get(to)
+                if target is None and comps:
+                    target = comps.get(_domain_of(to))
+            if target is None:
+                return slow(c, el, start, local, to, frm)
+            data = el.encode(ns)
+            if stamp:
+                n = len(local) + 1
+                data = data[:n] + from_attr + data[n:]
+            if local == "iq" and start.get("type") in _REQUESTS:
+                _answered(c.session)
+            return deliver(target, data)
+
+        return handle
+
     def _stamped(self, b: _Bound, el: _Element, start: _StartElement, local: str) -> bytes:
         frm = start.get("from")
         data = el.encode(_NS_CLIENT)
@@ -846,6 +1011,19 @@ class Server:
             return data[:n] + b.from_attr + data[n:]
         if frm != b.jid_s:
             return _restamp(el, start, b.jid_s)
+        return data
+
+    def _payload(
+        self, b: _Bound, el: _Element, start: _StartElement, local: str, component: bool
+    ) -> bytes:
+        """The bytes to forward: a client's stanza stamped with its full JID,
+        a component's (``from`` already checked) with its domain if it had none."""
+        if not component:
+            return self._stamped(b, el, start, local)
+        data = el.encode(_NS_COMPONENT)
+        if start.get("from") is None:
+            n = len(local) + 1
+            data = data[:n] + b.from_attr + data[n:]
         return data
 
     def _deliver(self, target: _Bound, data: bytes) -> Awaitable[None] | None:
@@ -886,39 +1064,65 @@ class Server:
         return None
 
     def _route(
-        self, b: _Bound, el: _Element, start: _StartElement, local: str, to: str
+        self,
+        b: _Bound,
+        el: _Element,
+        start: _StartElement,
+        local: str,
+        to: str | None,
+        frm: str | None = None,
     ) -> Awaitable[None] | None:
-        """Everything but the fast path: bare JIDs, unknown or malformed addresses."""
+        """Everything but the fast path: bare JIDs, components that are not
+        connected, unknown or malformed addresses.
+
+        ``frm`` is ``None`` for a client's stanza; for a component's it is
+        the (checked) ``from``, which errors and answers are addressed to.
+        """
+        component = frm is not None
+        back = frm if frm is not None else b.jid_s
+        if to is None or to == self.domain:
+            return self._to_self(b, el, start, local, to, account=False, back=back)
         try:
             jid = JID.parse(to)
         except JIDError:
-            return self._bounce(b, start, local, to, _ErrorType.MODIFY, _StanzaCondition.JID_MALFORMED)
-        if jid.domain != self.domain:
             return self._bounce(
-                b, start, local, to, _ErrorType.CANCEL, _StanzaCondition.REMOTE_SERVER_NOT_FOUND
+                b, start, local, to, _ErrorType.MODIFY, _StanzaCondition.JID_MALFORMED, back=back
             )
+        if jid.domain != self.domain:
+            target = self._components.get(jid.domain)
+            if target is None:
+                cond = (
+                    _StanzaCondition.SERVICE_UNAVAILABLE
+                    if jid.domain in self.components
+                    else _StanzaCondition.REMOTE_SERVER_NOT_FOUND
+                )
+                return self._bounce(b, start, local, to, _ErrorType.CANCEL, cond, back=back)
+            if local == "iq" and start.get("type") in _REQUESTS:
+                _answered(b.session)
+            return self._deliver(target, self._payload(b, el, start, local, component))
         if jid.local is None:
-            return self._to_self(b, el, start, local, to, account=False)
+            return self._to_self(b, el, start, local, to, account=False, back=back)
+        unavailable = _StanzaCondition.SERVICE_UNAVAILABLE
         if jid.resource is not None:
             target = self._bound.get(jid)
             if target is None:
-                return self._bounce(b, start, local, to, _ErrorType.CANCEL, _StanzaCondition.SERVICE_UNAVAILABLE)
+                return self._bounce(b, start, local, to, _ErrorType.CANCEL, unavailable, back=back)
             if local == "iq" and start.get("type") in _REQUESTS:
                 _answered(b.session)
-            return self._deliver(target, self._stamped(b, el, start, local))
+            return self._deliver(target, self._payload(b, el, start, local, component))
         resources = self._by_bare.get(str(jid))
         if local == "iq":
-            if str(jid) == b.bare_s:
-                return self._to_self(b, el, start, local, to, account=True)
-            return self._bounce(b, start, local, to, _ErrorType.CANCEL, _StanzaCondition.SERVICE_UNAVAILABLE)
+            if not component and str(jid) == b.bare_s:
+                return self._to_self(b, el, start, local, to, account=True, back=back)
+            return self._bounce(b, start, local, to, _ErrorType.CANCEL, unavailable, back=back)
         if local == "message":
             if not resources:
-                return self._bounce(b, start, local, to, _ErrorType.CANCEL, _StanzaCondition.SERVICE_UNAVAILABLE)
-            return self._fan_out(list(resources.values()), self._stamped(b, el, start, local))
+                return self._bounce(b, start, local, to, _ErrorType.CANCEL, unavailable, back=back)
+            return self._fan_out(list(resources.values()), self._payload(b, el, start, local, component))
         others = [r for r in (resources or {}).values() if r is not b]
         if not others:
             return None
-        return self._fan_out(others, self._stamped(b, el, start, local))
+        return self._fan_out(others, self._payload(b, el, start, local, component))
 
     def _to_self(
         self,
@@ -929,8 +1133,10 @@ class Server:
         to: str | None,
         *,
         account: bool,
+        back: str | None = None,
     ) -> Awaitable[None] | None:
-        """A stanza for the server (or, ``account``, for the sender's own account)."""
+        """A stanza for the server (or, ``account``, for the sender's own
+        account); answers go to ``back`` (default: the sender's full JID)."""
         typ = start.get("type")
         if local == "presence":
             if to is not None:
@@ -952,12 +1158,15 @@ class Server:
             elif child.name == _DISCO_INFO and child.get("node") is None:
                 payload = self._account_info if account else self._server_info
         if payload is None:
-            return self._bounce(b, start, local, to or self.domain, _ErrorType.CANCEL, _StanzaCondition.SERVICE_UNAVAILABLE)
+            return self._bounce(
+                b, start, local, to or self.domain, _ErrorType.CANCEL,
+                _StanzaCondition.SERVICE_UNAVAILABLE, back=back,
+            )
         reply = _StartElement(
             _STANZA_NAMES["iq"],
             (
                 _Attr(_FROM, to or self.domain),
-                _Attr(_TO, b.jid_s),
+                _Attr(_TO, back or b.jid_s),
                 _Attr(_ID, start.get("id", "")),
                 _Attr(_TYPE, "result"),
             ),
@@ -973,14 +1182,17 @@ class Server:
         to: str,
         etype: _ErrorType,
         condition: _StanzaCondition,
+        *,
+        back: str | None = None,
     ) -> Awaitable[None] | None:
-        """Answer an undeliverable stanza with an error (RFC 6120 8.3.1), when one is due."""
+        """Answer an undeliverable stanza with an error (RFC 6120 8.3.1), when
+        one is due; it goes to ``back`` (default: the sender's full JID)."""
         typ = start.get("type")
         if local == "presence" or typ == "error":
             return None
         if local == "iq" and typ not in _REQUESTS:
             return None
-        attrs = [_Attr(_FROM, to), _Attr(_TO, b.jid_s), _Attr(_TYPE, "error")]
+        attrs = [_Attr(_FROM, to), _Attr(_TO, back or b.jid_s), _Attr(_TYPE, "error")]
         sid = start.get("id")
         if sid is not None:
             attrs.append(_Attr(_ID, sid))
@@ -989,6 +1201,22 @@ class Server:
         if local == "iq":
             _answered(b.session)
         return self._deliver(b, _encode([reply, *err.tokens(_NS_CLIENT), reply.end()]))
+
+
+def _domain_of(addr: str) -> str:
+    """The domain part of a JID string as written (no parsing, no normalizing)."""
+    slash = addr.find("/")
+    if slash >= 0:
+        addr = addr[:slash]
+    return addr[addr.find("@") + 1 :]
+
+
+def _is_at(addr: str, domain: JID) -> bool:
+    """Whether ``addr`` parses as an address at ``domain`` (the slow check)."""
+    try:
+        return JID.parse(addr).domain == domain.domain
+    except JIDError:
+        return False
 
 
 def _encode(tokens: list[_Token]) -> bytes:
