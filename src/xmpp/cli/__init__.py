@@ -81,8 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
             "How fast this library moves stanzas, end to end.\n\n"
             "Without options: the embedded xmpp.testing.Server on 127.0.0.1, one\n"
             "sender/receiver pair logged in with STARTTLS, SCRAM and bind, 50,000\n"
-            "messages, then 20,000 pipelined pings; a summary table on stdout.\n"
-            "--component is accepted but not available yet (exit code 6)."
+            "messages, then 20,000 pipelined pings; a summary table on stdout.\n\n"
+            "--component benches the component path (XEP-0114): a component on the\n"
+            "server's component port floods messages to a logged-in user, the user\n"
+            "floods messages to the component, then the component pings."
         ),
         epilog="exit codes:\n" + _codes(),
         formatter_class=fmt,

@@ -25,6 +25,21 @@ server, and shows both side by side.  ``--server HOST[:PORT] --jid JID``
 runs it against a real server (``--jid2`` for the receiver's account,
 else two resources of the same account).
 
+``--component`` benches the component path (XEP-0114) instead: the
+embedded server also listens on a component port, and each pair is a
+component (:func:`xmpp.component.dial_session`, domain
+``component.localhost``, or ``c<i>.component.localhost`` with several
+pairs) and a logged-in user.  The component floods ``--messages`` messages
+to the user's full JID, then the user floods as many to an address at the
+component's domain, then the component sends the ``--iq`` pings (to the
+server, or ``--iq-to peer`` to the user).  ``--compare slixmpp`` does the
+same with ``slixmpp.ComponentXMPP`` and a ``slixmpp.ClientXMPP`` user.
+Against a real server: ``--server HOST[:PORT] --component DOMAIN --jid
+JID``, the component connecting to ``--component-port`` (default 5347) of
+the same host with the secret from ``$XMPP_COMPONENT_SECRET`` or
+``--component-secret-file`` (mode 600), the user logging in with
+``$XMPP_PASSWORD`` or ``--password-file``.
+
 The display is a progress bar on stderr (``rich``, the ``cli`` extra; a
 plain line without it) and a one-screen table on stdout, or only JSON
 with ``--json``.  ``--plot FILE.png`` draws throughput over time from
@@ -54,7 +69,7 @@ from collections.abc import Callable
 from typing import Any
 
 from xmpp.cli import common
-from xmpp.cli.common import EXIT_ERROR, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE, CLIError
+from xmpp.cli.common import EXIT_ERROR, EXIT_OK, EXIT_USAGE, CLIError
 from xmpp.cli.progress import Progress, make_progress, rich_available
 
 __all__ = ["Scenario", "add_arguments", "plot", "render_text", "run"]
@@ -62,6 +77,12 @@ __all__ = ["Scenario", "add_arguments", "plot", "render_text", "run"]
 NS_PING = "urn:xmpp:ping"
 #: Seconds between two throughput samples.
 SAMPLE_INTERVAL = 0.1
+#: The usual component port of XMPP servers (XEP-0114).
+DEFAULT_COMPONENT_PORT = 5347
+#: The component domain of the embedded scenario.
+DEFAULT_COMPONENT_DOMAIN = "component.localhost"
+#: The local part of the address at the component's domain that users write to.
+COMPONENT_USER = "bench"
 _FILLER = (
     "Art thou not Romeo, and a Montague? Neither, fair saint, if either thee dislike. "
     "How camest thou hither, tell me, and wherefore? "
@@ -85,8 +106,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="ping the server, or the receiving client through the server (default server)")
     g.add_argument("--compare", choices=("slixmpp",), default=None,
                    help="run the identical scenario with slixmpp too and show both")
-    g.add_argument("--component", action="store_true",
-                   help="bench the component path (XEP-0114): not available yet, exits with 6")
+    g.add_argument("--component", nargs="?", const="", default=None, metavar="DOMAIN",
+                   help="bench the component path (XEP-0114): a component floods a user, the "
+                   "user floods the component, the component pings; DOMAIN is the component's "
+                   "domain (needed with --server; default component.localhost)")
     o = p.add_argument_group("output")
     o.add_argument("--json", action="store_true", help="print only the results, as JSON, on stdout")
     o.add_argument("--plot", metavar="FILE.png",
@@ -99,6 +122,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="the receiver's account (default: a second resource of --jid)")
     s.add_argument("--password2-file", metavar="FILE",
                    help="the password of --jid2 (default: $XMPP_PASSWORD2, else the first password)")
+    s.add_argument("--component-port", type=int, default=DEFAULT_COMPONENT_PORT, metavar="PORT",
+                   help="with --component: the server's component port, on the host of --server "
+                   f"(default {DEFAULT_COMPONENT_PORT})")
+    s.add_argument("--component-secret-file", metavar="FILE",
+                   help="with --component: the component's secret (mode 600 or stricter); "
+                   f"default: ${common.COMPONENT_SECRET_ENV}")
     common.add_connection_options(p, bench=True)
 
 
@@ -135,6 +164,11 @@ class Scenario:
     pairs: list[tuple[Account, Account]]
     #: ``embedded`` or ``external``.
     kind: str
+    #: True for the component path: each pair is ``(component, user)``,
+    #: the component's :class:`Account` being its domain and secret.
+    component: bool = False
+    #: The server's component port (with ``component``).
+    component_port: int = 0
 
     @property
     def text(self) -> str:
@@ -196,6 +230,9 @@ class Result:
     sasl: str | None = None
     error: str | None = None
     samples: list[tuple[float, str, int]] = dataclasses.field(default_factory=list)
+    #: The second direction of the component path (user to component), or
+    #: None for the client scenario.
+    inbound: Flood | None = None
 
     @property
     def lost(self) -> int:
@@ -205,7 +242,11 @@ class Result:
     @property
     def ok(self) -> bool:
         """True when nothing failed, nothing was lost and nothing was damaged."""
-        return self.error is None and self.lost == 0 and self.bad == 0 and self.iq_failed == 0
+        inbound_ok = self.inbound is None or (self.inbound.lost == 0 and self.inbound.bad == 0)
+        return (
+            self.error is None and self.lost == 0 and self.bad == 0 and self.iq_failed == 0
+            and inbound_ok
+        )
 
     def as_dict(self) -> dict[str, Any]:
         """The result as plain JSON data."""
@@ -215,7 +256,7 @@ class Result:
             return None if v is None else round(v * 1000.0, 4)
 
         fs, iqs = self.flood_seconds, self.iq_seconds
-        return {
+        out = {
             "name": self.name,
             "version": self.version,
             "ok": self.ok,
@@ -243,6 +284,39 @@ class Result:
             "cpu_seconds": round(self.cpu_seconds, 3),
             "wall_seconds": round(self.wall_seconds, 3),
             "samples": [[round(t, 4), ph, c] for t, ph, c in self.samples],
+        }
+        if self.inbound is not None:
+            out["inbound"] = self.inbound.as_dict()
+        return out
+
+
+@dataclasses.dataclass
+class Flood:
+    """One direction of messages: how many went, how many arrived, how fast."""
+
+    sent: int = 0
+    received: int = 0
+    bad: int = 0
+    msg_bytes: int = 0
+    seconds: float = 0.0
+
+    @property
+    def lost(self) -> int:
+        """Messages sent but not received."""
+        return max(0, self.sent - self.received)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The figures as plain JSON data (the keys of :meth:`Result.as_dict`)."""
+        fs = self.seconds
+        return {
+            "messages_sent": self.sent,
+            "messages_received": self.received,
+            "messages_lost": self.lost,
+            "messages_damaged": self.bad,
+            "message_bytes": self.msg_bytes,
+            "flood_seconds": round(fs, 6),
+            "stanzas_per_second": round(self.received / fs, 1) if fs > 0 else None,
+            "megabytes_per_second": round(self.received * self.msg_bytes / fs / 1e6, 3) if fs > 0 else None,
         }
 
 
@@ -607,6 +681,169 @@ class _SlixPair:
                 x.abort()
 
 
+class _OursComponentPair(_OursPair):
+    """A component (:func:`xmpp.component.dial_session`) and a logged-in user.
+
+    ``sender`` is the component's session and ``receiver`` the user's, so
+    that :meth:`flood` (component to user) and the pings (from the
+    component) are those of the client pair; :meth:`flood_in` is the other
+    direction.  Both ends count what they receive in the same counters.
+    """
+
+    async def connect(self) -> None:
+        """Connect the component, log the user in, serve both, have the server
+        answer a ping from each."""
+        from xmpp.component import dial_session
+        from xmpp.mux import ServeMux
+        from xmpp.stanza import IQType
+        from xmpp.stream import NS_CLIENT, NS_COMPONENT
+        from xmpp.xmlstream import Name
+
+        comp_acc, user_acc = self.sc.pairs[self.index]
+        spy = _AuthSpy() if self.index == 0 else None
+        self.receiver = await self._dial(user_acc, spy)
+        self.sasl = spy.mechanism if spy is not None else None
+        self.sender = await dial_session(
+            comp_acc.jid, comp_acc.password, self.sc.host, self.sc.component_port,
+            timeout=self.sc.timeout,
+        )
+        umux = ServeMux(NS_CLIENT)
+        umux.message_func(None, None, self._on_message)
+        umux.iq_func(IQType.GET, Name(NS_PING, "ping"), self._pong)
+        cmux = ServeMux(NS_COMPONENT)
+        cmux.message_func(None, None, self._on_message)
+        cmux.iq_func(IQType.GET, Name(NS_PING, "ping"), self._pong)
+        self.tasks.append(asyncio.ensure_future(self.receiver.serve(umux)))
+        self.tasks.append(asyncio.ensure_future(self.sender.serve(cmux)))
+        await asyncio.sleep(0)  # serve must run before send_iq
+        for s in (self.receiver, self.sender):
+            await self._ping(s, None)
+
+    async def _pong(self, iq: Any, el: Any, session: Any) -> None:
+        await session.send(iq.result(ns=session.stanza_ns))
+
+    async def flood(self, n: int) -> None:
+        """The component sends ``n`` messages to the user's full JID (the
+        component session adds ``from``), awaiting each send."""
+        from xmpp.stream import NS_COMPONENT
+
+        await self._flood(self.sender, self.receiver.local_addr, NS_COMPONENT, n)
+
+    async def flood_in(self, n: int) -> None:
+        """The user sends ``n`` messages to an address at the component's domain."""
+        from xmpp.stream import NS_CLIENT
+
+        to = component_address(self.sc.pairs[self.index][0].jid.domain)
+        await self._flood(self.receiver, to, NS_CLIENT, n)
+
+    async def _flood(self, s: Any, to: Any, ns: str, n: int) -> None:
+        from xmpp.stanza import Message, MessageType
+        from xmpp.xmlstream import CharData, Name, StartElement
+
+        body = StartElement(Name(ns, "body"))
+        payload = (body, CharData(self.sc.text), body.end())
+        chat = MessageType.CHAT
+        send_message = s.send_message
+        for _ in range(n):
+            await send_message(Message(to=to, type=chat), payload)
+        await s.drain()
+
+
+class _SlixComponentPair(_SlixPair):
+    """A ``slixmpp.ComponentXMPP`` and a ``slixmpp.ClientXMPP`` user."""
+
+    #: The component's domain (its messages' and pings' ``from``).
+    domain = ""
+
+    async def connect(self) -> None:
+        """Log the user in, connect the component, have the server answer a
+        ping from each."""
+        import slixmpp
+
+        sc = self.sc
+        comp_acc, user_acc = sc.pairs[self.index]
+        u = await self._client(user_acc)  # becomes self.receiver
+        u.add_event_handler("message", self._on_message)
+        self.domain = str(comp_acc.jid)
+        component_cls: Any = slixmpp.ComponentXMPP  # untyped in slixmpp
+        x: Any = component_cls(self.domain, comp_acc.password, sc.host, sc.component_port)
+        x.register_plugin("xep_0199")
+        loop = asyncio.get_running_loop()
+        started: asyncio.Future[None] = loop.create_future()
+        lost = self._lost
+        assert lost is not None
+
+        def on_start(_: Any) -> None:
+            if not started.done():
+                started.set_result(None)
+
+        def on_disconnected(_: Any) -> None:
+            if not started.done():
+                started.set_exception(ConnectionError("slixmpp's component could not connect"))
+            elif not lost.done():
+                lost.set_result(None)
+
+        x.add_event_handler("session_start", on_start)
+        x.add_event_handler("disconnected", on_disconnected)
+        x.add_event_handler("connection_failed", on_disconnected)
+        x.add_event_handler("message", self._on_message)
+        self.sender = x
+        x.connect()
+        await asyncio.wait_for(started, sc.timeout)
+        await u.plugin["xep_0199"].send_ping(sc.domain, timeout=sc.timeout)
+        await x.plugin["xep_0199"].send_ping(sc.domain, ifrom=self.domain, timeout=sc.timeout)
+        with contextlib.suppress(Exception):
+            obj = u.transport.get_extra_info("ssl_object")
+            self.tls = f"{obj.version()} {obj.cipher()[0]}"
+
+    async def flood(self, n: int) -> None:
+        """The component's ``send_message`` (``mfrom`` its domain) for each
+        message, yielding to the loop every 100."""
+        send_message = self.sender.send_message
+        to = str(self.receiver.boundjid.full)
+        text, frm = self.sc.text, self.domain
+        for i in range(n):
+            send_message(mto=to, mbody=text, mtype="chat", mfrom=frm)
+            if i % 100 == 99:
+                await asyncio.sleep(0)
+
+    async def flood_in(self, n: int) -> None:
+        """The user's ``send_message`` to an address at the component's domain."""
+        send_message = self.receiver.send_message
+        to = str(component_address(self.domain))
+        text = self.sc.text
+        for i in range(n):
+            send_message(mto=to, mbody=text, mtype="chat")
+            if i % 100 == 99:
+                await asyncio.sleep(0)
+
+    async def pings(self, n: int, inflight: int) -> None:
+        """``n`` pings from the component (``ifrom`` its domain), ``inflight`` at a time."""
+        from slixmpp.exceptions import IqError, IqTimeout
+
+        send_ping = self.sender.plugin["xep_0199"].send_ping
+        to = str(self.receiver.boundjid.full) if self.sc.iq_to == "peer" else self.sc.domain
+        frm, timeout = self.domain, self.sc.timeout
+        lat = self.latencies
+        clock = time.perf_counter
+        remaining = n
+
+        async def worker() -> None:
+            nonlocal remaining
+            while remaining > 0:
+                remaining -= 1
+                t0 = clock()
+                try:
+                    await send_ping(to, ifrom=frm, timeout=timeout)
+                except (IqError, IqTimeout):
+                    self.iq_failed += 1
+                else:
+                    lat.append(clock() - t0)
+                    self.iq_ok += 1
+
+        await asyncio.gather(*(worker() for _ in range(max(1, min(inflight, n)))))
+
+
 async def _finish(tasks: list[asyncio.Task[None]]) -> None:
     """Cancel what is still running of ``tasks`` and wait for all of them (bounded)."""
     pending = [t for t in tasks if not t.done()]
@@ -619,6 +856,47 @@ async def _finish(tasks: list[asyncio.Task[None]]) -> None:
     for t in tasks:
         if t.done() and not t.cancelled():
             t.exception()  # retrieved: no "never retrieved" warnings
+
+
+async def _flood_phase(
+    pairs: list[Any],
+    sc: Scenario,
+    sampler: _Sampler,
+    phase: str,
+    description: str,
+    flood: Callable[[Any, int], Any],
+    msg_bytes: int,
+) -> Flood:
+    """Send ``sc.messages`` messages with ``flood(pair, n)`` (split between the
+    pairs) and wait until they are counted or stop arriving."""
+    f = Flood(sent=sc.messages, msg_bytes=msg_bytes)
+    shares = split(sc.messages, sc.clients)
+    for p, n in zip(pairs, shares):
+        p.expect(n)
+    sampler.start(phase, description, sc.messages, lambda: sum(p.received for p in pairs))
+    f0 = time.perf_counter()
+    senders = [asyncio.ensure_future(flood(p, n)) for p, n in zip(pairs, shares)]
+    try:
+        await asyncio.gather(*senders)
+    finally:
+        await _finish(senders)
+    await _await_delivery(pairs, sc.timeout)
+    f.received = sum(p.received for p in pairs)
+    f.bad = sum(p.bad for p in pairs)
+    if f.received >= f.sent:
+        f1 = max(p.t_last for p in pairs)
+    else:
+        f1 = max([p.t_last for p in pairs] + [time.perf_counter() - sc.timeout])
+    f.seconds = max(f1 - f0, 1e-9)
+    sampler.stop()
+    return f
+
+
+def component_address(domain: str) -> Any:
+    """The address at a component's domain that the benchmark's users write to."""
+    from xmpp.jid import JID
+
+    return JID.parse(f"{COMPONENT_USER}@{domain}")
 
 
 async def run_library(
@@ -645,28 +923,21 @@ async def run_library(
         res.sasl = pairs[0].sasl
         res.tls = pairs[0].tls
 
-        # 1. Messages.
-        shares = split(sc.messages, sc.clients)
-        for p, n in zip(pairs, shares):
-            p.expect(n)
-        res.msg_bytes = message_bytes(sc.pairs[0][0].jid, sc.pairs[0][1].jid, sc.text)
-        sampler.start("messages", f"{label}: messages", sc.messages, lambda: sum(p.received for p in pairs))
-        f0 = time.perf_counter()
-        senders = [asyncio.ensure_future(p.flood(n)) for p, n in zip(pairs, shares)]
-        try:
-            await asyncio.gather(*senders)
-        finally:
-            await _finish(senders)
-        res.sent = sc.messages
-        await _await_delivery(pairs, sc.timeout)
-        res.received = sum(p.received for p in pairs)
-        res.bad = sum(p.bad for p in pairs)
-        if res.received >= res.sent:
-            f1 = max(p.t_last for p in pairs)
-        else:
-            f1 = max([p.t_last for p in pairs] + [time.perf_counter() - sc.timeout])
-        res.flood_seconds = max(f1 - f0, 1e-9)
-        sampler.stop()
+        # 1. Messages (for a component: to the user, then from the user).
+        first, second = sc.pairs[0]
+        out = await _flood_phase(
+            pairs, sc, sampler, "messages",
+            f"{label}: messages" + (" to the user" if sc.component else ""),
+            lambda p, n: p.flood(n), message_bytes(first.jid, second.jid, sc.text),
+        )
+        res.sent, res.received, res.bad = out.sent, out.received, out.bad
+        res.msg_bytes, res.flood_seconds = out.msg_bytes, out.seconds
+        if sc.component:
+            res.inbound = await _flood_phase(
+                pairs, sc, sampler, "inbound", f"{label}: messages to the component",
+                lambda p, n: p.flood_in(n),
+                message_bytes(second.jid, component_address(first.jid.domain), sc.text),
+            )
 
         # 2. IQ pings.
         iq_shares = split(sc.iq, sc.clients)
@@ -738,12 +1009,22 @@ def _installed(module: str) -> bool:
 
 
 def _check_args(args: argparse.Namespace) -> None:
-    if args.component:
-        raise CLIError(
-            "bench --component is not available yet: the component negotiator (XEP-0114, issue 6) "
-            "is not built; this flag will bench the component path once it is",
-            EXIT_UNAVAILABLE,
-        )
+    component = args.component is not None
+    if component and args.component:
+        domain = common.parse_jid(args.component, "--component domain")
+        if not domain.is_domain:
+            raise CLIError(f"--component {args.component!r} is not a bare domain", EXIT_USAGE)
+    if component and args.server and not args.component:
+        raise CLIError("--server with --component needs the component's domain: --component DOMAIN",
+                       EXIT_USAGE)
+    if component and args.server and args.clients != 1:
+        raise CLIError("--component with --server runs one component: --clients must be 1", EXIT_USAGE)
+    if component and args.jid2:
+        raise CLIError("--jid2 is for the client scenario, not --component", EXIT_USAGE)
+    if not component and args.component_secret_file:
+        raise CLIError("--component-secret-file is for --component", EXIT_USAGE)
+    if not 0 < args.component_port < 65536:
+        raise CLIError("--component-port: no such port", EXIT_USAGE)
     for name in ("messages", "iq"):
         if getattr(args, name) < 0:
             raise CLIError(f"--{name} must not be negative", EXIT_USAGE)
@@ -759,8 +1040,10 @@ def _check_args(args: argparse.Namespace) -> None:
         )
     if args.compare == "slixmpp" and not _installed("slixmpp"):
         raise CLIError("--compare slixmpp needs slixmpp installed (pip install slixmpp)", EXIT_USAGE)
-    if args.server is None and (args.jid or args.jid2 or args.password_file or args.password2_file):
-        raise CLIError("--jid, --jid2 and the password files are for --server HOST[:PORT]", EXIT_USAGE)
+    if args.server is None and (args.jid or args.jid2 or args.password_file or args.password2_file
+                                or args.component_secret_file):
+        raise CLIError("--jid, --jid2 and the password and secret files are for --server HOST[:PORT]",
+                       EXIT_USAGE)
 
 
 def parse_server(value: str, direct_tls: bool) -> tuple[str, int]:
@@ -818,6 +1101,37 @@ def _external_scenario(args: argparse.Namespace, base: dict[str, Any]) -> Scenar
     )
 
 
+def _external_component_scenario(args: argparse.Namespace, base: dict[str, Any]) -> Scenario:
+    """``--server HOST[:PORT] --component DOMAIN --jid JID``: one component, one user."""
+    from xmpp.jid import JID
+
+    if not args.jid:
+        raise CLIError("--server needs --jid (the user account the component writes to)", EXIT_USAGE)
+    jid = common.parse_jid(args.jid, "--jid")
+    if not jid.local:
+        raise CLIError(f"--jid {args.jid!r} has no user name", EXIT_USAGE)
+    password = common.get_password(args.password_file, who=str(jid.bare()))
+    domain = JID.parse(args.component)
+    if domain.domain == jid.domain:
+        raise CLIError("--component must be the component's own domain, not the server's", EXIT_USAGE)
+    if args.component_secret_file:
+        secret = common.read_password_file(args.component_secret_file)
+    else:
+        secret = _env(common.COMPONENT_SECRET_ENV) or ""
+        if not secret:
+            raise CLIError(
+                f"no component secret: set ${common.COMPONENT_SECRET_ENV} or use "
+                "--component-secret-file FILE", EXIT_USAGE,
+            )
+    host, port = parse_server(args.server, args.direct_tls)
+    user = Account(jid.bare().with_resource(f"bench-u-{secrets.token_hex(3)}"), password)
+    return Scenario(
+        host=host, port=port, domain=jid.domain, direct_tls=args.direct_tls,
+        context=common.tls_context(args), pairs=[(Account(domain, secret), user)], kind="external",
+        component=True, component_port=args.component_port, **base,
+    )
+
+
 def _env(name: str) -> str | None:
     import os
 
@@ -833,25 +1147,39 @@ async def _run(args: argparse.Namespace) -> tuple[dict[str, Any], int]:
         mechanisms=common.mechanisms(args),
     )
     server: Any = None
+    component = args.component is not None
     if args.server:
-        sc = _external_scenario(args, base)
+        sc = _external_component_scenario(args, base) if component else _external_scenario(args, base)
     else:
         from xmpp.testing import Server
 
         users: dict[str, str] = {}
+        components: dict[str, str] = {}
         pairs = []
-        for i in range(args.clients):
-            for role in ("sender", "receiver"):
-                users[f"{role}{i}"] = secrets.token_urlsafe(12)
-            pairs.append((
-                Account(JID.parse(f"sender{i}@localhost/bench"), users[f"sender{i}"]),
-                Account(JID.parse(f"receiver{i}@localhost/bench"), users[f"receiver{i}"]),
-            ))
+        if component:
+            cdomain = JID.parse(args.component or DEFAULT_COMPONENT_DOMAIN).domain
+            for i in range(args.clients):
+                d = cdomain if args.clients == 1 else f"c{i}.{cdomain}"
+                components[d] = secrets.token_urlsafe(12)
+                users[f"user{i}"] = secrets.token_urlsafe(12)
+                pairs.append((
+                    Account(JID.parse(d), components[d]),
+                    Account(JID.parse(f"user{i}@localhost/bench"), users[f"user{i}"]),
+                ))
+        else:
+            for i in range(args.clients):
+                for role in ("sender", "receiver"):
+                    users[f"{role}{i}"] = secrets.token_urlsafe(12)
+                pairs.append((
+                    Account(JID.parse(f"sender{i}@localhost/bench"), users[f"sender{i}"]),
+                    Account(JID.parse(f"receiver{i}@localhost/bench"), users[f"receiver{i}"]),
+                ))
         server = Server(users, domain="localhost", host="127.0.0.1", timeout=args.timeout,
-                        direct_tls=args.direct_tls)
+                        direct_tls=args.direct_tls, components=components)
         sc = Scenario(
             host=server.host, port=0, domain=server.domain, direct_tls=args.direct_tls,
-            context=server.client_context(), pairs=pairs, kind="embedded", **base,
+            context=server.client_context(), pairs=pairs, kind="embedded",
+            component=component, **base,
         )
     progress = make_progress(enabled=not args.no_progress)
     results: list[Result] = []
@@ -859,14 +1187,16 @@ async def _run(args: argparse.Namespace) -> tuple[dict[str, Any], int]:
         if server is not None:
             await server.start()
             sc.port = server.port
-        libs: list[tuple[Any, str]] = [(_OursPair, _version("xmpp"))]
+            sc.component_port = server.component_port
+        ours, slix = (_OursComponentPair, _SlixComponentPair) if sc.component else (_OursPair, _SlixPair)
+        libs: list[tuple[Any, str]] = [(ours, _version("xmpp"))]
         if args.compare == "slixmpp":
-            libs.append((_SlixPair, _version("slixmpp")))
+            libs.append((slix, _version("slixmpp")))
         for cls, version in libs:
             try:
                 results.append(await run_library(cls, sc, progress, version))
             except Exception as exc:
-                if cls is _OursPair:
+                if cls is ours:
                     raise
                 code, line = common.classify(exc)
                 if args.debug:
@@ -887,10 +1217,12 @@ async def _run(args: argparse.Namespace) -> tuple[dict[str, Any], int]:
             "address": f"{sc.host}:{sc.port}",
             "domain": sc.domain,
             "direct_tls": sc.direct_tls,
+            "component_address": f"{sc.host}:{sc.component_port}" if sc.component else None,
         },
         "scenario": {
             "messages": sc.messages, "size": sc.size, "clients": sc.clients, "iq": sc.iq,
             "inflight": sc.inflight, "iq_to": sc.iq_to, "timeout": sc.timeout,
+            "component": [str(c.jid) for c, _u in sc.pairs] if sc.component else None,
         },
         "results": [r.as_dict() for r in results],
     }
@@ -935,9 +1267,22 @@ def table_rows(report: dict[str, Any]) -> tuple[list[str], list[tuple[str, list[
         s = f"{r['iq_ok']:,} of {r['iq_ok'] + r['iq_failed']:,}"
         return s + (f" ({r['iq_failed']:,} FAILED)" if r["iq_failed"] else "")
 
-    row("messages delivered", delivered)
-    row("message stanzas/s", lambda r: _fmt_rate(r["stanzas_per_second"]))
-    row("MB/s (stanza XML)", lambda r: "-" if r["megabytes_per_second"] is None else f"{r['megabytes_per_second']:.2f}")
+    def mbs(r: dict[str, Any]) -> str:
+        return "-" if r["megabytes_per_second"] is None else f"{r['megabytes_per_second']:.2f}"
+
+    if report["scenario"].get("component"):
+        # The component path: both directions, each with the client bench's rows.
+        def inbound(f: Callable[[dict[str, Any]], str]) -> Callable[[dict[str, Any]], str]:
+            return lambda r: f(r["inbound"]) if r.get("inbound") else "-"
+
+        for d, get in (("to user", lambda f: f), ("to component", inbound)):
+            row(f"{d}: delivered", get(delivered))
+            row(f"{d}: stanzas/s", get(lambda r: _fmt_rate(r["stanzas_per_second"])))
+            row(f"{d}: MB/s (XML)", get(mbs))
+    else:
+        row("messages delivered", delivered)
+        row("message stanzas/s", lambda r: _fmt_rate(r["stanzas_per_second"]))
+        row("MB/s (stanza XML)", mbs)
     row("IQ pings answered", iqs)
     row("IQ round trips/s", lambda r: _fmt_rate(r["iq_per_second"]))
     row("IQ latency p50", lambda r: _fmt_ms(r["iq_latency_ms"]["p50"]))
@@ -965,6 +1310,24 @@ def describe(report: dict[str, Any]) -> list[str]:
         how += f", SASL {ours['sasl']}"
     how += ", bind"
     pairs = "1 pair" if sc["clients"] == 1 else f"{sc['clients']} pairs at once"
+    if sc.get("component"):
+        where = (
+            f"embedded xmpp.testing.Server, clients on {sv['address']}, components on "
+            f"{sv['component_address']} (same process and event loop)"
+            if sv["kind"] == "embedded"
+            else f"server {sv['address']} ({sv['domain']}), component port {sv['component_address']}"
+        )
+        comps = ", ".join(sc["component"])
+        pairs = "1 component and 1 user" if sc["clients"] == 1 else f"{sc['clients']} components and users at once"
+        return [
+            f"xmpp bench: component path (XEP-0114): {where}",
+            f"  component {comps}: handshake, plain TCP; user: {how}; engine {report['engine']}; "
+            f"{report['python']}",
+            f"  {pairs}: {sc['messages']:,} messages component -> user, then {sc['messages']:,} "
+            f"user -> component, {sc['size']:,}-byte bodies; then {sc['iq']:,} pings from the "
+            f"component to the {'server' if sc['iq_to'] == 'server' else 'user'} "
+            f"({sc['inflight']} in flight per component)",
+        ]
     return [
         f"xmpp bench: {where}",
         f"  {how}; engine {report['engine']}; {report['python']}",
@@ -1013,10 +1376,12 @@ def plot(report: dict[str, Any], path: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(10, 5), dpi=100)
-    styles = {"messages": "-", "iq": "--"}
-    what = {"messages": "messages/s", "iq": "IQ round trips/s"}
+    styles = {"messages": "-", "inbound": ":", "iq": "--"}
+    what = {"messages": "messages/s", "inbound": "messages to the component/s", "iq": "IQ round trips/s"}
+    if report["scenario"].get("component"):
+        what["messages"] = "messages to the user/s"
     for r in report["results"]:
-        for phase in ("messages", "iq"):
+        for phase in ("messages", "inbound", "iq"):
             pts = [(t, c) for t, ph, c in r["samples"] if ph == phase]
             xs, ys = [], []
             for (ta, ca), (tb, cb) in zip(pts, pts[1:]):

@@ -27,7 +27,6 @@ __all__ = [
     "EXIT_ERROR",
     "EXIT_OK",
     "EXIT_TIMEOUT",
-    "EXIT_UNAVAILABLE",
     "EXIT_USAGE",
     "CLIError",
     "add_connection_options",
@@ -51,8 +50,6 @@ EXIT_AUTH = 3
 EXIT_CONNECT = 4
 #: Something did not finish within ``--timeout``.
 EXIT_TIMEOUT = 5
-#: The feature asked for is not available in this version (``bench --component``).
-EXIT_UNAVAILABLE = 6
 
 #: Every exit code and what it means (shown by ``python -m xmpp --help``).
 EXIT_CODES: tuple[tuple[int, str], ...] = (
@@ -62,12 +59,13 @@ EXIT_CODES: tuple[tuple[int, str], ...] = (
     (EXIT_AUTH, "authentication failed"),
     (EXIT_CONNECT, "connection, TLS or stream failure"),
     (EXIT_TIMEOUT, "timeout"),
-    (EXIT_UNAVAILABLE, "not available in this version (bench --component)"),
 )
 
 #: Environment variables the password is read from.
 PASSWORD_ENV = "XMPP_PASSWORD"
 PASSWORD2_ENV = "XMPP_PASSWORD2"
+#: The environment variable the secret of ``bench --component`` is read from.
+COMPONENT_SECRET_ENV = "XMPP_COMPONENT_SECRET"
 
 
 class CLIError(Exception):
