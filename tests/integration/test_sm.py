@@ -167,7 +167,7 @@ async def test_many_messages_through_random_cuts(xmpp_server: servers.XMPPServer
         assert to is not None
         state = SMState()
         acked_ids: list[str] = []
-        state.on_ack = lambda start: acked_ids.append(start.get("id") if start is not None else "")
+        state.on_ack = lambda start: acked_ids.append((start.get("id") or "") if start is not None else "")
         sent: list[str] = []
         session: Session | None = None
         task: asyncio.Task[None] | None = None
