@@ -282,6 +282,7 @@ async def test_serve_and_send_iq_work_unchanged() -> None:
             c.send_iq(IQ(to=user, type=IQType.GET), [StartElement(PING), StartElement(PING).end()]), WAIT
         )
         assert reply.get("type") == "result"
+        assert reply.get("to") == DOMAIN  # the reply went back to the stamped from
         # Server -> component: the component's handler answers from the address asked.
         reply = await asyncio.wait_for(
             s.send_iq(

@@ -174,6 +174,11 @@ class ComponentSession(Session):
             presence.from_ = self.component
         await super().send_presence(presence, payload)
 
+    def _outgoing_start(self, start: StartElement) -> StartElement:
+        if start.get("from") is not None:
+            return start
+        return self._stamped(start)
+
     def _stamped(self, start: StartElement) -> StartElement:
         return StartElement(start.name, (*start.attrs, Attr(_FROM, self._from_str)))
 

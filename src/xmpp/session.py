@@ -70,6 +70,7 @@ _COALESCE_MAX = 64 * 1024
 _QUEUE_LOW = 1024
 
 _IQ_REPLY_TYPES = frozenset(("result", "error"))
+_SERVICE_UNAVAILABLE = _stanza.StanzaError(_stanza.ErrorType.CANCEL, _stanza.Condition.SERVICE_UNAVAILABLE)
 _STANZA_NAMES = frozenset(("iq", "message", "presence"))
 
 
@@ -562,7 +563,8 @@ class Session:
             if not obj.id:
                 obj.id = _stanza.new_id()
             start = obj.start(ns)
-            enc.encode(obj.wrap(None, ns))
+            enc.write_token(start)
+            enc.write_token(start.end())
             return enc.flush(), start
         if type(obj) is Element:
             start = obj.start
@@ -713,8 +715,8 @@ class Session:
                 raise ValueError("send_iq sends get or set IQs; send replies with send()")
             if not iq.id:
                 iq.id = _stanza.new_id()
-            start = iq.start(self._ns)
-            tokens: Iterable[Token] = iq.wrap(payload, self._ns)
+            start = self._outgoing_start(iq.start(self._ns))
+            tokens: Iterable[Token] | None = None
         else:
             if payload is not None:
                 raise TypeError("payload is only for an IQ dataclass")
@@ -738,7 +740,10 @@ class Session:
         try:
             if timeout is not None:
                 self._arm_timeout(timeout, iq_id)
-            await self.send(tokens)
+            if tokens is None:
+                await self._send_wrapped(start, payload)
+            else:
+                await self.send(tokens)
             reply = await waiter
         finally:
             self._iqs.pop(iq_id)
@@ -836,7 +841,32 @@ class Session:
         """Send a message stanza around ``payload``."""
         if not msg.id:
             msg.id = _stanza.new_id()
-        await self.send(msg.wrap(payload, self._ns))
+        await self._send_wrapped(self._outgoing_start(msg.start(self._ns)), payload)
+
+    def _outgoing_start(self, start: StartElement) -> StartElement:
+        """The start tag of a stanza this session sends (a hook: a component
+        session sets ``from``)."""
+        return start
+
+    async def _send_wrapped(self, start: StartElement, payload: Iterable[Token] | None) -> None:
+        if self._paused:
+            await self.drain()
+        ns = self._ns
+        enc = self._encoder
+        try:
+            enc.write_token(start)
+            if payload is not None:
+                enc.encode(payload)
+            enc.write_token(start.end())
+            data = enc.flush()
+        except ValueError:
+            self._encoder = xmlstream.Encoder(ns=ns)
+            raise
+        if self._out_lock.locked():
+            async with self._out_lock:
+                self._write_element(data, start)
+        else:
+            self._write_element(data, start)
 
     async def send_presence(
         self, presence: _stanza.Presence, payload: Iterable[Token] | None = None
@@ -930,11 +960,8 @@ class Session:
             iq = _stanza.IQ.from_element(start)
         except _stanza.StanzaError:
             return
-        err = _stanza.StanzaError(
-            _stanza.ErrorType.CANCEL, _stanza.Condition.SERVICE_UNAVAILABLE
-        )
         with contextlib.suppress(SessionClosedError):
-            await self.send(iq.error(err, self._ns))
+            await self.send(iq.error(_SERVICE_UNAVAILABLE, self._ns))
 
     async def _send_stream_error(self, err: StreamError) -> None:
         """Send a stream error and close our stream (never raises)."""
