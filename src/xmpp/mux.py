@@ -212,8 +212,17 @@ class ServeMux:
 
     # ---------------------------------------------------------- routing
 
+    def handle_element(self, el: Element) -> Awaitable[None] | None:
+        """Route one top-level element read from the element alone (what
+        :meth:`xmpp.session.Session.serve` calls: no StartElement is built)."""
+        return self.handle_xmpp(el, el)  # type: ignore[arg-type]
+
     def handle_xmpp(self, reader: Element, start: StartElement) -> Awaitable[None] | None:
-        """Route one top-level element (the :class:`~xmpp.session.Handler` method)."""
+        """Route one top-level element (the :class:`~xmpp.session.Handler` method).
+
+        Only ``start.name`` and ``start.get`` are read, so the element itself
+        may stand for its start (see :meth:`handle_element`).
+        """
         name = start.name
         local = name.local
         if name.space == self.stanza_ns:
@@ -245,7 +254,7 @@ class ServeMux:
         if h is None and local:
             h = self._elements.get(Name(name.space, ""))
         if h is not None:
-            return h(reader, start)  # type: ignore[no-any-return]
+            return h(reader, reader.start)  # type: ignore[no-any-return]
         return None
 
     def _route_iq(self, el: Element, start: StartElement) -> Awaitable[None] | None:

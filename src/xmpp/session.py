@@ -896,7 +896,17 @@ class Session:
             from xmpp.mux import ServeMux
 
             handler = ServeMux(self._ns)
-        handle = handler.handle_xmpp if hasattr(handler, "handle_xmpp") else handler
+        fast = getattr(handler, "handle_element", None)
+        if fast is not None:
+            # A ServeMux reads names and attributes from the element itself:
+            # no StartElement is built for it.
+            handle: Callable[[Element], Any] = fast
+        else:
+            h2 = handler.handle_xmpp if hasattr(handler, "handle_xmpp") else handler
+
+            def handle(el: Element) -> Any:
+                return h2(el, el.start)
+
         self._serving = True
         token = _current.set(self)
         try:
@@ -905,7 +915,7 @@ class Session:
             self._serving = False
             _current.reset(token)
 
-    async def _serve(self, handle: Callable[[Element, StartElement], Any]) -> None:
+    async def _serve(self, handle: Callable[[Element], Any]) -> None:
         queue = self._queue
         streams = NS_STREAMS
         isawaitable = inspect.isawaitable
@@ -914,19 +924,18 @@ class Session:
                 el = queue.popleft()
                 if self._reading_paused:
                     self._resume_reading_if_drained()
-                start = el.start
-                name = start.name
+                name = el.name
                 if name.space == streams and name.local == "error":
                     err = StreamError.from_element(el)
                     self._input_closed(err)  # nothing may follow a stream error
                     await self._finish_output()
                     raise err
-                is_request = name.local == "iq" and start.get("type") in ("get", "set")
+                is_request = name.local == "iq" and el.get("type") in ("get", "set")
                 if is_request:
-                    self._reply_id = start.get("id")
+                    self._reply_id = el.get("id")
                     self._replied = False
                 try:
-                    r = handle(el, start)
+                    r = handle(el)
                     if r is not None and isawaitable(r):
                         await r
                 except StreamError as exc:
@@ -942,7 +951,7 @@ class Session:
                 if is_request:
                     self._reply_id = None
                     if not self._replied and not self._state & _OUTPUT_STREAM_CLOSED:
-                        await self._auto_error(el, start)
+                        await self._auto_error(el, el.start)
             if self._state & _INPUT_STREAM_CLOSED:
                 err_in = self._input_error
                 if err_in is None:
