@@ -68,7 +68,7 @@ import enum
 import random
 import ssl
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, Literal, TypeVar
 
 from xmpp import ping as _ping
@@ -229,7 +229,10 @@ class ResilientClient:
     one off).  ``ack_every`` and ``ack_after`` are stream management's
     acknowledgement window, ``resume`` whether to ask for resumable
     streams.  ``on_event`` is called with every :class:`Event`; the same
-    events go into :attr:`events`.  ``permanent`` decides which errors end
+    events go into :attr:`events`.  ``on_session(session, resumed)``, when
+    given, is awaited on every new session before the queued stanzas leave
+    (to send initial presence on a session that was not resumed, for
+    example).  ``permanent`` decides which errors end
     ``run`` (default :func:`is_permanent`).  ``rng`` draws the jitter.
     """
 
@@ -260,6 +263,7 @@ class ResilientClient:
         ack_after: float | None = 5.0,
         resume: bool = True,
         on_event: Callable[[Event], object] | None = None,
+        on_session: Callable[[Session, bool], Awaitable[object]] | None = None,
         permanent: Callable[[BaseException], bool] = is_permanent,
         rng: random.Random | None = None,
     ) -> None:
@@ -292,6 +296,7 @@ class ResilientClient:
         self.keepalive, self.ping_interval, self.ping_timeout = keepalive, ping_interval, ping_timeout
         self.ack_every, self.ack_after, self.resume = ack_every, ack_after, resume
         self.on_event = on_event
+        self.on_session = on_session
         self.permanent = permanent
         self._rng = rng or random.Random()
         #: Stream management's state, kept across connections (counters,
@@ -588,6 +593,8 @@ class ResilientClient:
             # management sent again; sends made meanwhile queue behind it.
             q = self._queue
             try:
+                if self.on_session is not None:
+                    await self.on_session(session, resumed)
                 while q and not serve.done():
                     await session.send(q[0])
                     q.popleft()

@@ -1,0 +1,162 @@
+"""ResilientClient (xmpp.resilient) against Prosody and ejabberd through the fault proxy.
+
+A sends 2,000 messages to B; tests/adversity.py's FaultProxy cuts A's
+connection, and B's, at random bytes several times.  Both are
+ResilientClients: they reconnect, resume (or renegotiate) and send again
+what was not acknowledged.  B must receive every message, exactly once
+after de-duplication by XEP-0359 origin-id, and A's view of what the server
+acknowledged must match what it sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import random
+
+import pytest
+
+from xmpp import sid
+from xmpp.jid import JID
+from xmpp.resilient import EventKind, QueueFull, ResilientClient
+from xmpp.sasl import SASLError
+from xmpp.session import Session
+from xmpp.stanza import Message, MessageType, Presence
+from xmpp.xmlstream import Element, StartElement
+
+import adversity  # tests/adversity.py (tests/ is on sys.path)
+from . import servers
+
+TIMEOUT = 10.0
+
+
+def resilient(server: servers.XMPPServer, pki: servers.Pki, user: str, resource: str, port: int, **kw: object) -> ResilientClient:
+    async def presence(session: Session, resumed: bool) -> None:
+        if not resumed:  # a resumed stream keeps its presence
+            await session.send(Presence())
+
+    return ResilientClient(
+        JID(user, server.domain, resource),
+        server.users[user],
+        host=server.host,
+        port=port,
+        tls_context=pki.client_context(),
+        timeout=TIMEOUT,
+        backoff_base=0.1,
+        backoff_max=1.0,
+        ack_every=32,
+        ack_after=0.5,
+        keepalive=None,
+        ping_interval=None,
+        on_session=presence,
+        rng=random.Random(0),
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+async def test_2000_messages_through_cuts_on_both_sides(xmpp_server: servers.XMPPServer, pki: servers.Pki) -> None:
+    total = 2000
+    rng = random.Random(7)
+    a_cuts = sorted(rng.randrange(9000, 60000) for _ in range(4))
+    b_cuts = [rng.randrange(4500, 7000) for _ in range(2)]
+    counts: collections.Counter[str] = collections.Counter()
+    changed = asyncio.Event()
+
+    def on_message(el: Element, start: StartElement) -> None:
+        if start.name.local == "message":
+            oid = sid.origin_id(el)
+            if oid is not None:
+                counts[oid] += 1
+                changed.set()
+
+    async with adversity.FaultProxy(xmpp_server.host, xmpp_server.c2s_port, cuts=a_cuts) as pa, adversity.FaultProxy(
+        xmpp_server.host, xmpp_server.c2s_port, cuts=b_cuts
+    ) as pb:
+        b = resilient(xmpp_server, pki, "bob", "rb", pb.port, handler=on_message)
+        a = resilient(xmpp_server, pki, "alice", "ra", pa.port)
+        acked: list[str] = []  # ids of A's messages, as the server acknowledged them
+        acked_other: list[str] = []  # A's presences (one per session that was not resumed)
+
+        def on_ack(start: StartElement | None) -> None:
+            if start is not None and start.name.local == "message":
+                acked.append(start.get("id") or "")
+            else:
+                acked_other.append("" if start is None else start.name.local)
+
+        a.state.on_ack = on_ack
+        b_task = asyncio.ensure_future(b.run())
+        a_task = asyncio.ensure_future(a.run())
+        try:
+            await b.wait_connected(TIMEOUT * 2)
+            await a.wait_connected(TIMEOUT * 2)
+            to = JID("bob", xmpp_server.domain, "rb")
+            sent: list[str] = []
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 180
+            for i in range(total):
+                assert loop.time() < deadline, f"only {i} of {total} sent in time"
+                oid, toks = sid.with_origin_id(Message(to=to, type=MessageType.CHAT, id=f"m{i}-{rng.getrandbits(32):x}"))
+                el = Element.from_tokens(list(toks))
+                while True:
+                    try:
+                        await a.send(el)
+                        break
+                    except QueueFull:  # the documented backpressure: wait for a connection
+                        await a.wait_connected(TIMEOUT * 3)
+                sent.append(oid)
+                if i % 20 == 0:
+                    await asyncio.sleep(0.002)  # let the stream flow (and the proxy cut it)
+                if i in (total // 4, (3 * total) // 4):
+                    await b.wait_connected(TIMEOUT * 3)
+                    pb.cut_all()  # B loses its connection while messages flow to it
+            await a.flush(90)
+            want = set(sent)
+            while not want <= counts.keys():
+                left = deadline - loop.time()
+                if left <= 0:
+                    pytest.fail(f"{len(want - counts.keys())} of {total} messages never reached B")
+                changed.clear()
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(changed.wait(), min(left, 5))
+            await b.flush(TIMEOUT)
+            await asyncio.sleep(0.3)  # a duplicate would come right behind
+        finally:
+            await a.stop(timeout=3)
+            await b.stop(timeout=3)
+            await asyncio.wait([a_task, b_task], timeout=10)
+        for t in (a_task, b_task):
+            assert t.done() and t.exception() is None
+        assert pa.cut_count >= 3, "the proxy should have cut A several times"
+        assert pb.cut_count >= 2 and b.connections >= 3
+        # Every message reached B, each exactly once after de-duplication by origin-id.
+        assert len(set(sent)) == total and set(counts) >= set(sent)
+        # A's view: each stanza acknowledged once, nothing left over.
+        assert not a.state.unacked and a.queued == 0
+        assert sorted(acked) == sorted(sent)
+        assert a.state.acked == total + len(acked_other)
+        assert set(acked_other) <= {"presence"}
+        assert a.connections >= pa.cut_count + 1
+        assert a.resumptions >= 1
+        dups = sum(c - 1 for c in counts.values())
+        print(
+            f"\n{type(xmpp_server).__name__}: {total} messages; A: {pa.cut_count} cuts, "
+            f"{a.resumptions} of {a.connections - 1} reconnections resumed; B: {pb.cut_count} cuts, "
+            f"{b.resumptions} of {b.connections - 1} resumed; {dups} duplicates seen by B (dropped by origin-id)"
+        )
+
+
+async def test_wrong_password_stops_without_retrying(xmpp_server: servers.XMPPServer, pki: servers.Pki) -> None:
+    client = ResilientClient(
+        JID("alice", xmpp_server.domain, "bad"),
+        "not the password",
+        host=xmpp_server.host,
+        port=xmpp_server.c2s_port,
+        tls_context=pki.client_context(),
+        timeout=TIMEOUT,
+        backoff_base=0.01,
+    )
+    with pytest.raises(SASLError) as info:
+        await asyncio.wait_for(client.run(), TIMEOUT * 2)
+    assert info.value.condition == "not-authorized"
+    assert [e.kind for e in client.events] == [EventKind.FAILED]
