@@ -268,6 +268,11 @@ class Session:
         self._accept_cache: dict[str | None, frozenset[str]] = {}
         self._accept_key: tuple[JID | None, JID | None] | None = None
         self._serving = False
+        # serve's handler, whether serve is parked waiting for input, and the
+        # unfinished work (a coroutine) inline dispatch handed over to it.
+        self._handle: Callable[[Element], Any] | None = None
+        self._parked = False
+        self._pending: Any = None
         self._paused = False
         self._drain_waiters: list[asyncio.Future[None]] = []
         self._out_lock = asyncio.Lock()
@@ -371,11 +376,31 @@ class Session:
         if err is not None:
             self._input_failed(err)
             return
+        if self._parked and queue and self._pending is None:
+            self._dispatch_inline()
         if len(queue) > _QUEUE_HIGH and not self._reading_paused:
             self._reading_paused = True
             with contextlib.suppress(Exception):
                 self.transport.pause_reading()
-        self._wake()
+        if queue or self._pending is not None:
+            self._wake()
+
+    def _dispatch_inline(self) -> None:
+        """Run handlers right here, in the protocol callback, while serve is
+        idle: a burst of stanzas costs no extra turn of the event loop.  The
+        first handler that needs to await (or fails) hands its unfinished work
+        to serve, which runs it and the rest of the queue in order."""
+        queue = self._queue
+        step = self._step
+        token = _current.set(self)
+        try:
+            while queue:
+                c = step(queue.popleft())
+                if c is not None:
+                    self._pending = c
+                    break
+        finally:
+            _current.reset(token)
 
     def _wake(self) -> None:
         w = self._wakeup
@@ -428,7 +453,7 @@ class Session:
 
     async def _wait_input(self, timeout: float | None) -> None:
         """Wait until an element is queued or the input stream ends."""
-        if self._queue or self._state & _INPUT_STREAM_CLOSED:
+        if self._queue or self._pending is not None or self._state & _INPUT_STREAM_CLOSED:
             return
         w = self._loop.create_future()
         self._wakeup = w
@@ -917,52 +942,111 @@ class Session:
 
     async def _serve(self, handle: Callable[[Element], Any]) -> None:
         queue = self._queue
-        streams = NS_STREAMS
-        isawaitable = inspect.isawaitable
-        while True:
-            while queue:
-                el = queue.popleft()
-                if self._reading_paused:
-                    self._resume_reading_if_drained()
-                name = el.name
-                if name.space == streams and name.local == "error":
-                    err = StreamError.from_element(el)
-                    self._input_closed(err)  # nothing may follow a stream error
-                    await self._finish_output()
-                    raise err
-                is_request = name.local == "iq" and el.get("type") in ("get", "set")
-                if is_request:
-                    self._reply_id = el.get("id")
-                    self._replied = False
+        step = self._step
+        self._handle = handle
+        try:
+            while True:
+                pending = self._pending
+                if pending is not None:
+                    self._pending = None
+                    await pending
+                while queue:
+                    c = step(queue.popleft())
+                    if c is not None:
+                        await c
+                if self._pending is not None:
+                    continue
+                if self._state & _INPUT_STREAM_CLOSED:
+                    err_in = self._input_error
+                    if err_in is None:
+                        await self._finish_output()
+                        return
+                    if isinstance(err_in, StreamError):
+                        await self._send_stream_error(err_in)
+                    else:
+                        self._abort()
+                    raise err_in
+                self._parked = True
                 try:
-                    r = handle(el)
-                    if r is not None and isawaitable(r):
-                        await r
-                except StreamError as exc:
-                    self._reply_id = None
-                    await self._send_stream_error(exc)
-                    raise
-                except Exception as exc:
-                    self._reply_id = None
-                    await self._send_stream_error(
-                        StreamError(Condition.UNDEFINED_CONDITION, "internal error in a handler")
-                    )
-                    raise exc
-                if is_request:
-                    self._reply_id = None
-                    if not self._replied and not self._state & _OUTPUT_STREAM_CLOSED:
-                        await self._auto_error(el, el.start)
-            if self._state & _INPUT_STREAM_CLOSED:
-                err_in = self._input_error
-                if err_in is None:
-                    await self._finish_output()
-                    return
-                if isinstance(err_in, StreamError):
-                    await self._send_stream_error(err_in)
-                else:
-                    self._abort()
-                raise err_in
-            await self._wait_input(None)
+                    await self._wait_input(None)
+                finally:
+                    self._parked = False
+        finally:
+            self._handle = None
+            pending = self._pending
+            self._pending = None
+            if pending is not None and hasattr(pending, "close"):
+                pending.close()
+
+    def _step(self, el: Element) -> Awaitable[None] | None:
+        """Handle one element; return a coroutine when work must be awaited."""
+        if self._reading_paused:
+            self._resume_reading_if_drained()
+        name = el.name
+        if name.space == NS_STREAMS and name.local == "error":
+            return self._stream_error_received(el)
+        is_request = name.local == "iq" and el.get("type") in ("get", "set")
+        if is_request:
+            self._reply_id = el.get("id")
+            self._replied = False
+        handle = self._handle
+        assert handle is not None
+        try:
+            r = handle(el)
+        except StreamError as exc:
+            self._reply_id = None
+            return self._fail(exc, exc)
+        except Exception as exc:
+            self._reply_id = None
+            return self._fail(StreamError(Condition.UNDEFINED_CONDITION, "internal error in a handler"), exc)
+        if r is not None and inspect.isawaitable(r):
+            return self._finish_handler(r, is_request, el)
+        if is_request:
+            self._reply_id = None
+            if not self._replied and not self._state & _OUTPUT_STREAM_CLOSED:
+                if self._paused or self._out_lock.locked():
+                    return self._auto_error(el, el.start)
+                self._auto_error_now(el.start)
+        return None
+
+    async def _finish_handler(self, r: Awaitable[Any], is_request: bool, el: Element) -> None:
+        try:
+            await r
+        except StreamError as exc:
+            self._reply_id = None
+            await self._send_stream_error(exc)
+            raise
+        except Exception:
+            self._reply_id = None
+            await self._send_stream_error(
+                StreamError(Condition.UNDEFINED_CONDITION, "internal error in a handler")
+            )
+            raise
+        if is_request:
+            self._reply_id = None
+            if not self._replied and not self._state & _OUTPUT_STREAM_CLOSED:
+                await self._auto_error(el, el.start)
+
+    async def _fail(self, sent: StreamError, raised: BaseException) -> None:
+        await self._send_stream_error(sent)
+        raise raised
+
+    async def _stream_error_received(self, el: Element) -> None:
+        err = StreamError.from_element(el)
+        self._input_closed(err)  # nothing may follow a stream error
+        await self._finish_output()
+        raise err
+
+    def _auto_error_now(self, start: StartElement) -> None:
+        """Answer an unanswered IQ request with ``service-unavailable`` at once
+        (the output is free: nothing to wait for)."""
+        try:
+            iq = _stanza.IQ.from_element(start)
+        except _stanza.StanzaError:
+            return
+        data, reply = self._encode_stanza(iq.error(_SERVICE_UNAVAILABLE, self._ns))
+        with contextlib.suppress(SessionClosedError):
+            self._write_element(data, reply)
 
     async def _auto_error(self, el: Element, start: StartElement) -> None:
         try:
