@@ -54,6 +54,7 @@ async def cli(
     password: str | None = None,
     stdin: str | None = None,
     code: list[str] | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> Ran:
     """Run ``python -m xmpp ARGS`` (or ``python -c CODE ARGS``), bounded."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("XMPP_")}
@@ -61,6 +62,7 @@ async def cli(
     env["COLUMNS"] = "200"
     if password is not None:
         env["XMPP_PASSWORD"] = password
+    env.update(extra_env or {})
     argv = [sys.executable, *(code or ["-m", "xmpp"]), *args]
     proc = await asyncio.create_subprocess_exec(
         *argv,
@@ -234,10 +236,96 @@ async def test_bench_without_the_extras(tmp_path: Path) -> None:
     assert not (tmp_path / "p.png").exists()
 
 
-async def test_bench_component_is_not_available_yet() -> None:
-    r = await cli("bench", "--component")
-    assert r.code == 6, r
-    assert "not available yet" in one_line_error(r)
+async def test_help_no_longer_lists_code_6() -> None:
+    r = await cli("bench", "--help")
+    assert r.code == 0, r
+    assert "  6  " not in r.out and "not available" not in r.out
+    assert "--component" in r.out and "--component-secret-file" in r.out
+
+
+async def test_bench_component_json() -> None:
+    r = await cli("bench", "--component", "--messages", "300", "--iq", "120", "--inflight", "8",
+                  "--clients", "2", "--size", "50", "--json")
+    assert r.code == 0, r
+    report = json.loads(r.out)  # stdout holds only the JSON
+    assert report["scenario"]["component"] == ["c0.component.localhost", "c1.component.localhost"]
+    assert report["server"]["component_address"].startswith("127.0.0.1:")
+    assert report["server"]["component_address"] != report["server"]["address"]
+    (res,) = report["results"]
+    assert res["name"] == "xmpp" and res["ok"] is True and res["error"] is None
+    # Component to user, then user to component: every message counted, none damaged.
+    for flood in (res, res["inbound"]):
+        assert flood["messages_sent"] == 300 and flood["messages_received"] == 300
+        assert flood["messages_lost"] == 0 and flood["messages_damaged"] == 0
+        assert flood["stanzas_per_second"] > 0 and flood["megabytes_per_second"] > 0
+        assert flood["message_bytes"] > 50
+    assert res["iq_ok"] == 120 and res["iq_failed"] == 0
+    assert 0 < res["iq_latency_ms"]["p50"] <= res["iq_latency_ms"]["p99"]
+    assert res["tls"].startswith("TLSv1") and res["sasl"].startswith("SCRAM-")
+    phases = {ph for _t, ph, _c in res["samples"]}
+    assert {"messages", "inbound", "iq"} <= phases
+    assert max(c for _t, ph, c in res["samples"] if ph == "inbound") == 300
+
+
+async def test_bench_component_table_and_domain() -> None:
+    r = await cli("bench", "--component", "gw.example", "--messages", "100", "--iq", "20",
+                  "--iq-to", "peer")
+    assert r.code == 0, r
+    assert "component path" in r.out.splitlines()[0], r
+    assert "component gw.example" in r.out
+    assert "pings from the component to the user" in r.out
+    for label in ("to user: delivered", "to component: delivered", "to user: stanzas/s",
+                  "to component: MB/s", "IQ round trips/s", "IQ latency p99", "100 of 100", "20 of 20"):
+        assert label in r.out, r
+
+
+async def test_bench_component_compare_slixmpp() -> None:
+    r = await cli("bench", "--component", "--messages", "200", "--iq", "50", "--compare", "slixmpp",
+                  "--json")
+    assert r.code == 0, r
+    results = json.loads(r.out)["results"]
+    assert [x["name"] for x in results] == ["xmpp", "slixmpp"]
+    for x in results:
+        assert x["error"] is None, x
+        assert x["messages_received"] == 200 and x["inbound"]["messages_received"] == 200
+        assert x["messages_damaged"] == 0 and x["inbound"]["messages_damaged"] == 0
+        assert x["iq_ok"] == 50 and x["iq_failed"] == 0
+
+
+async def test_bench_component_against_a_server(tmp_path: Path) -> None:
+    secret = "component secret"
+    async with Server(dict(USERS), components={"gw.localhost": secret}, timeout=20.0) as server:
+        base = ["bench", "--server", f"{server.host}:{server.port}", "--component", "gw.localhost",
+                "--component-port", str(server.component_port), "--jid", "alice@localhost",
+                "--ca-file", server.ca_file, "--messages", "100", "--iq", "20", "--json"]
+        r = await cli(*base, password=USERS["alice"], extra_env={"XMPP_COMPONENT_SECRET": secret})
+        assert r.code == 0, r
+        report = json.loads(r.out)
+        assert report["server"]["kind"] == "external"
+        assert report["server"]["component_address"] == f"{server.host}:{server.component_port}"
+        (res,) = report["results"]
+        assert res["messages_received"] == 100 and res["inbound"]["messages_received"] == 100
+        assert res["iq_ok"] == 20
+        # The secret from a file of mode 600; one others may read is refused.
+        f = tmp_path / "secret"
+        f.write_text(secret + "\n")
+        f.chmod(0o600)
+        r = await cli(*base, "--component-secret-file", str(f), password=USERS["alice"])
+        assert r.code == 0, r
+        f.chmod(0o644)
+        r = await cli(*base, "--component-secret-file", str(f), password=USERS["alice"])
+        assert r.code == 2 and "chmod 600" in one_line_error(r), r
+        # A wrong secret: the server ends the stream (exit 4), in one line.
+        r = await cli(*base, "--no-progress", password=USERS["alice"],
+                      extra_env={"XMPP_COMPONENT_SECRET": "wrong"})
+        assert r.code == 4, r
+        assert "not-authorized" in one_line_error(r)
+        # No secret at all, or no domain with --server: usage errors.
+        r = await cli(*base, password=USERS["alice"])
+        assert r.code == 2 and "XMPP_COMPONENT_SECRET" in one_line_error(r), r
+        no_domain = [a if a != "gw.localhost" else "--no-progress" for a in base]
+        r = await cli(*no_domain, password=USERS["alice"], extra_env={"XMPP_COMPONENT_SECRET": secret})
+        assert r.code == 2 and "--component DOMAIN" in one_line_error(r), r
 
 
 async def test_bench_against_a_server(server: Server) -> None:
