@@ -329,3 +329,32 @@ def test_component_address_must_be_a_domain() -> None:
             st.abort()
 
     asyncio.run(go())
+
+
+async def test_replies_built_for_jabber_client_go_out_in_the_component_namespace() -> None:
+    """``iq.result()`` defaults to jabber:client; a component session writes it
+    (and jabber:client payload elements) in jabber:component:accept."""
+    user = JID.parse("juliet@example.net/balcony")
+    body = Name("jabber:client", "body")
+
+    async def pong(iq: IQ, el: Element, s: Session) -> None:
+        await s.send(iq.result())  # no ns given: built for jabber:client
+
+    cmux = ServeMux(NS_COMPONENT).iq_func(IQType.GET, PING, pong)
+    got: list[Element] = []
+    smux = ServeMux(NS_COMPONENT).message_func(None, None, lambda m, el, s: got.append(el))
+    async with serving(cmux, smux) as (c, s):
+        reply = await asyncio.wait_for(
+            s.send_iq(
+                IQ(to=JID.parse(f"bot@{DOMAIN}"), from_=user, type=IQType.GET),
+                [StartElement(PING), StartElement(PING).end()],
+            ),
+            WAIT,
+        )
+        assert reply.name == Name(NS_COMPONENT, "iq")
+        await c.send_message(Message(to=user), [StartElement(body), CharData("hi"), StartElement(body).end()])
+        async with asyncio.timeout(WAIT):
+            while not got:
+                await asyncio.sleep(0.01)
+    assert got[0].name == Name(NS_COMPONENT, "message")
+    assert got[0].find("body", NS_COMPONENT) is not None

@@ -284,11 +284,16 @@ async def test_close_ends_component_sessions(server: Server) -> None:
 
 
 async def test_client_namespace_from_a_component_is_refused(server: Server, peers: tuple[Peer, Peer]) -> None:
-    """A component's stanzas are in jabber:component:accept; a reply built with
-    the default namespace of IQ.result (jabber:client) is not a stanza there."""
+    """A component's stanzas are in jabber:component:accept: a jabber:client
+    element written on a component stream is not a stanza there.  (Our own
+    component sessions move jabber:client stanzas into their namespace, so
+    the bytes are written raw here, as a foreign component might.)"""
     _comp, alice = peers
     c = await component(server, "other.localhost", "other secret")
-    await c.session.send(Message(to=JID.parse("alice@localhost/desk")).wrap(body(NS_CLIENT, "x"), NS_CLIENT))
+    c.session.write_raw(
+        b"<message xmlns='jabber:client' to='alice@localhost/desk' from='other.localhost'>"
+        b"<body>x</body></message>"
+    )
     with pytest.raises(StreamError) as e:
         await asyncio.wait_for(c.task, WAIT)
     assert e.value.condition == SC.UNSUPPORTED_STANZA_TYPE

@@ -591,6 +591,10 @@ class Session:
             enc.write_token(start)
             enc.write_token(start.end())
             return enc.flush(), start
+        if ns != NS_CLIENT:
+            # Stanzas built for jabber:client (the default of the stanza
+            # helpers, IQ.result() included) go out in this stream's namespace.
+            obj = _to_stream_ns(obj, ns)
         if type(obj) is Element:
             start = obj.start
             if start.name.local in _STANZA_NAMES and start.get("id") is None:
@@ -878,6 +882,8 @@ class Session:
             await self.drain()
         ns = self._ns
         enc = self._encoder
+        if payload is not None and self._ns != NS_CLIENT:
+            payload = _to_stream_ns(payload, self._ns)
         try:
             enc.write_token(start)
             if payload is not None:
@@ -1139,6 +1145,18 @@ class _TokenWriter:
         data = self._enc.flush()
         if data:
             self._s._write_element(data, self._first)
+
+
+def _to_stream_ns(tokens: Iterable[Token], ns: str) -> Iterator[Token]:
+    """Move elements in ``jabber:client`` into the stream namespace ``ns``."""
+    for tok in tokens:
+        if isinstance(tok, StartElement):
+            if tok.name.space == NS_CLIENT:
+                tok = StartElement(Name(ns, tok.name.local), tok.attrs)
+        elif isinstance(tok, EndElement):
+            if tok.name.space == NS_CLIENT:
+                tok = EndElement(Name(ns, tok.name.local))
+        yield tok
 
 
 def _with_id(start: StartElement) -> StartElement:
