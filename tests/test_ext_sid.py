@@ -75,3 +75,17 @@ async def test_send_message_with_origin_id() -> None:
         second = await asyncio.wait_for(got.get(), 5)
     assert sid.origin_id(first) == oid and first.get("id") == oid
     assert oid2 == "custom" and sid.origin_id(second) == "custom" and second.get("id") == "fixed"
+
+
+async def test_handle_advertises_the_feature_in_disco_info() -> None:
+    """sid.handle() routes nothing but puts urn:xmpp:sid:0 in disco#info."""
+    from xmpp import disco, sid
+    from xmpp.mux import ServeMux
+    from xmpp.stream import NS_CLIENT
+    from xmpp.testing import client_server_pair
+
+    smux = ServeMux(NS_CLIENT, sid.handle(), disco.handle())
+    async with client_server_pair(server_handler=smux) as (c, s):
+        info = await disco.get_info(c, None)
+    assert sid.NS in info.features
+    assert sid.NS in smux.disco_features()

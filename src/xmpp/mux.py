@@ -39,6 +39,7 @@ from xmpp.session import Handler, _current
 from xmpp.xmlstream import Element, Name, StartElement
 
 __all__ = [
+    "advertise",
     "IQHandlerFunc",
     "MessageHandlerFunc",
     "PresenceHandlerFunc",
@@ -192,6 +193,13 @@ class ServeMux:
         self._note(_owner if _owner is not None else func)
         return self
 
+    def advertise(self, provider: Any) -> ServeMux:
+        """Add ``provider``'s ``disco_features``/``disco_identities`` to what
+        the mux aggregates, without routing anything to it (an extension that
+        only marks stanzas, such as XEP-0359 stanza ids)."""
+        self._note(provider)
+        return self
+
     # ---------------------------------------------------------- disco
 
     def disco_features(self) -> list[str]:
@@ -326,6 +334,11 @@ def _opt(method: str, *args: Any) -> Callable[[ServeMux], None]:
         getattr(m, method)(*args)
 
     return apply
+
+
+def advertise(provider: Any) -> Callable[[ServeMux], None]:
+    """A :class:`ServeMux` option: :meth:`ServeMux.advertise`."""
+    return _opt("advertise", provider)
 
 
 def handle(name: Name, handler: Handler) -> Callable[[ServeMux], None]:

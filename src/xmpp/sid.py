@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "NS",
+    "Handler",
+    "handle",
     "ORIGIN_ID",
     "STANZA_ID",
     "OriginID",
@@ -188,3 +190,24 @@ async def send_message(
     oid, toks = with_origin_id(msg, payload, id, session.stanza_ns)
     await session.send(toks)
     return oid
+
+
+class Handler:
+    """Advertises ``urn:xmpp:sid:0`` in disco#info (XEP-0359 section 6: an
+    entity that stamps or keeps stanza ids says so).  Nothing is routed to
+    it: ids ride inside messages that other handlers take; read them with
+    :func:`origin_id` and :func:`stanza_id`."""
+
+    disco_features = (NS,)
+
+
+def handle() -> Any:
+    """A :class:`xmpp.mux.ServeMux` option advertising XEP-0359.
+
+    >>> from xmpp.mux import ServeMux
+    >>> ServeMux("jabber:client", handle()).disco_features()
+    ['urn:xmpp:sid:0']
+    """
+    from xmpp.mux import advertise
+
+    return advertise(Handler())
