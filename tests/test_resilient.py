@@ -488,3 +488,19 @@ async def test_a_server_that_answers_pings_keeps_the_connection() -> None:
             await client.wait_connected(TIMEOUT)
             await asyncio.sleep(0.5)  # several ping rounds
             assert client.connections == 1 and client.connected
+
+
+async def test_max_attempts_bounds_the_retries() -> None:
+    loop = asyncio.get_running_loop()
+    lst = await loop.create_server(asyncio.Protocol, "127.0.0.1", 0)
+    port = lst.sockets[0].getsockname()[1]
+    lst.close()
+    await lst.wait_closed()  # nothing listens there now: every attempt is refused
+    async with SMServer({"alice": PASSWORD}) as server:
+        client = make_client(port, server, max_attempts=3, backoff_base=0.01)
+        with pytest.raises(OSError):
+            await asyncio.wait_for(client.run(), TIMEOUT)
+        kinds = [e.kind for e in client.events]
+        assert kinds == [EventKind.RETRYING, EventKind.RETRYING, EventKind.FAILED]
+        assert [e.attempt for e in client.events] == [1, 2, 3]
+        assert client_tasks(client, None) == []

@@ -475,7 +475,7 @@ class ResilientClient:
                     self._emit(Event(EventKind.FAILED, error=err))
                     raise err
                 # A lost connection: the first attempt after it follows a short jittered pause.
-                attempt = 1
+                attempt = 0
                 delay = backoff_delay(1, self.backoff_base, self.backoff_max, self._rng)
                 try:
                     await self._until_stopped(asyncio.sleep(delay))
