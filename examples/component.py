@@ -1,4 +1,4 @@
-"""An external component (XEP-0114) that answers disco#info and echoes messages.
+"""An external component (XEP-0114) that answers disco, offers an ad-hoc command and echoes messages.
 
 Run it against a server's component port (Prosody's ``component_ports``,
 ejabberd's ``ejabberd_service`` listener)::
@@ -10,9 +10,11 @@ It connects with :func:`xmpp.component.dial_session` (the handshake: SHA-1
 of the stream id and the secret), then serves the stream with a
 :class:`xmpp.mux.ServeMux` in the component namespace: disco#info queries
 to the domain or any address at it are answered by :mod:`xmpp.disco` (an
-identity ``component/generic``, the features of the handlers), and every
-message with a body is sent back to its sender from the address it was
-sent to.  Replies need no ``from`` of their own: the component session
+identity ``component/generic``, the features of the handlers; disco#items
+of the commands node lists the commands), the ad-hoc command ``reverse``
+(XEP-0050: a one-field form, then the text reversed in a note) is offered,
+and every message with a body is sent back to its sender from the address it
+was sent to.  Replies need no ``from`` of their own: the component session
 puts the domain in where a stanza has none.
 
 It prints one line, ``connected as <domain>``, once the handshake is done,
@@ -30,11 +32,13 @@ import os
 import signal
 import sys
 
-from xmpp import disco
+from xmpp import commands, disco
+from xmpp.commands import Action, Note, Request, Response, Status
 from xmpp.component import dial_session
+from xmpp.forms import Field, FieldType, Form, FormError, FormType
 from xmpp.mux import ServeMux, message_func
 from xmpp.session import Session
-from xmpp.stanza import Message, MessageType
+from xmpp.stanza import Condition, ErrorType, Message, MessageType, StanzaError
 from xmpp.stream import NS_COMPONENT
 from xmpp.xmlstream import Element, Name
 
@@ -50,12 +54,41 @@ async def echo(msg: Message, element: Element, session: Session) -> None:
     await session.send_message(reply, body)
 
 
+#: The node of the ad-hoc command this component offers.
+REVERSE = "reverse"
+REVERSE_FORM = Form(
+    FormType.FORM,
+    title="Reverse a text",
+    fields=[Field("text", FieldType.TEXT_SINGLE, label="Text", required=True)],
+)
+
+
+def reverse(req: Request) -> Response:
+    """The ``reverse`` command: ask for a text with a form, answer it reversed."""
+    if req.action is Action.EXECUTE:
+        return Response(Status.EXECUTING, REVERSE_FORM, (Action.COMPLETE,), Action.COMPLETE)
+    if req.form is None:
+        raise StanzaError(ErrorType.MODIFY, Condition.BAD_REQUEST, "complete the command with the form")
+    try:
+        filled = REVERSE_FORM.check_submission(req.form)
+    except FormError as exc:
+        raise StanzaError(ErrorType.MODIFY, Condition.BAD_REQUEST, str(exc)) from None
+    return Response(notes=[Note(str(filled.get("text"))[::-1])])
+
+
 def mux() -> ServeMux:
-    """The component's handlers: disco and the echo."""
+    """The component's handlers: disco, the ad-hoc command and the echo."""
+    cmds = commands.Handler()
+    cmds.register(REVERSE, "Reverse a text", reverse)
     return ServeMux(
         NS_COMPONENT,
         message_func(None, BODY, echo),
-        disco.handle(identities=[disco.Identity("component", "generic", "Echo component")]),
+        commands.handle(cmds),
+        disco.handle(
+            identities=[disco.Identity("component", "generic", "Echo component")],
+            items={commands.NS: cmds.disco_items},
+            nodes=cmds.disco_nodes(),
+        ),
     )
 
 

@@ -14,7 +14,8 @@ import pathlib
 import sys
 from collections.abc import AsyncIterator
 
-from xmpp import component, disco
+from xmpp import commands, component, disco
+from xmpp.commands import Action
 from xmpp.jid import JID
 from xmpp.mux import ServeMux
 from xmpp.session import Session, protocol_factory
@@ -102,6 +103,17 @@ async def test_component_example_answers_disco_and_echoes() -> None:
                 info = await asyncio.wait_for(disco.get_info(session, JID.parse(DOMAIN)), WAIT)
                 assert disco.Identity("component", "generic", "Echo component") in info.identities
                 assert disco.NS_INFO in info.features
+                # The ad-hoc command: listed on the commands node, then run.
+                listed = await commands.list_commands(session, JID.parse(DOMAIN), timeout=WAIT)
+                assert [i.node for i in listed] == ["reverse"]
+                first = await commands.execute(session, JID.parse(DOMAIN), "reverse", timeout=WAIT)
+                assert first.form is not None and first.sessionid
+                form = first.form.submit()
+                form["text"].value = "stressed"
+                done = await commands.execute(
+                    session, JID.parse(DOMAIN), "reverse", Action.COMPLETE, form, first.sessionid, timeout=WAIT
+                )
+                assert [n.text for n in done.notes] == ["desserts"]
                 b = StartElement(BODY)
                 for text in ("hello", "a & <b>"):
                     await session.send_message(
