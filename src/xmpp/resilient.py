@@ -123,7 +123,8 @@ class DeadPeerError(ConnectionError):
 class EventKind(str, enum.Enum):
     """What happened to a :class:`ResilientClient` (the ``kind`` of an :class:`Event`)."""
 
-    #: A new session is ready (bound anew: the server did not resume).
+    #: A new session is up (bound anew: the server did not resume); the
+    #: stanzas queued during the outage leave right after this event.
     CONNECTED = "connected"
     #: A new connection resumed the previous stream (XEP-0198).
     RESUMED = "resumed"
@@ -591,6 +592,7 @@ class ResilientClient:
             await asyncio.sleep(0)  # serve is reading before anything waits on a reply
             # What waited for a connection leaves now, after what stream
             # management sent again; sends made meanwhile queue behind it.
+            self._emit(Event(EventKind.RESUMED if resumed else EventKind.CONNECTED, session=session))
             q = self._queue
             try:
                 if self.on_session is not None:
@@ -602,7 +604,7 @@ class ResilientClient:
                 pass
             if not serve.done():
                 self._live = session
-                self._emit(Event(EventKind.RESUMED if resumed else EventKind.CONNECTED, session=session))
+                self._poke()
             await asyncio.wait([serve])
             err = serve.exception()
         finally:

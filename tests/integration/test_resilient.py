@@ -23,6 +23,7 @@ from xmpp.resilient import EventKind, QueueFull, ResilientClient
 from xmpp.sasl import SASLError
 from xmpp.session import Session
 from xmpp.stanza import Message, MessageType, Presence
+from xmpp.stream import StreamError
 from xmpp.xmlstream import Element, StartElement
 
 import adversity  # tests/adversity.py (tests/ is on sys.path)
@@ -139,10 +140,15 @@ async def test_2000_messages_through_cuts_on_both_sides(xmpp_server: servers.XMP
         assert a.connections >= pa.cut_count + 1
         assert a.resumptions >= 1
         dups = sum(c - 1 for c in counts.values())
+        why = collections.Counter(
+            type(e.error).__name__ + (f"({e.error.condition.value})" if isinstance(e.error, StreamError) else "")
+            for e in a.events
+            if e.kind is EventKind.DISCONNECTED
+        )
         print(
             f"\n{type(xmpp_server).__name__}: {total} messages; A: {pa.cut_count} cuts, "
             f"{a.resumptions} of {a.connections - 1} reconnections resumed; B: {pb.cut_count} cuts, "
-            f"{b.resumptions} of {b.connections - 1} resumed; {dups} duplicates seen by B (dropped by origin-id)"
+            f"{b.resumptions} of {b.connections - 1} resumed; {dups} duplicates seen by B (dropped by origin-id); A's losses: {dict(why)}"
         )
 
 
