@@ -76,7 +76,7 @@ from xmpp import stanza as _stanza
 from xmpp.client import Tee, client_features, dial_client_session
 from xmpp.jid import JID
 from xmpp.sasl import SASLCondition, SASLError
-from xmpp.session import Handler, Session, SessionClosedError
+from xmpp.session import Handler, Session, SessionClosedError, SessionState
 from xmpp.sm import SMState, sm
 from xmpp.stream import Condition, StreamError
 from xmpp.xmlstream import Element
@@ -383,14 +383,20 @@ class ResilientClient:
         q.append(obj)
 
     async def wait_connected(self, timeout: float | None = None) -> Session:
-        """Wait until a session is ready (``TimeoutError`` after ``timeout`` seconds)."""
+        """Wait until a session is ready (``TimeoutError`` after ``timeout`` seconds).
+
+        A session whose connection just broke does not count, even before the
+        client has noticed: a caller retrying on :class:`QueueFull` waits here
+        instead of spinning."""
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
-        while self._live is None:
+        while self._live is None or self._live.state & SessionState.OUTPUT_STREAM_CLOSED:
             if self._task is not None and self._task.done():
                 raise RuntimeError("the client is not running")
             await self._wait_change(deadline)
-        return self._live
+        live = self._live
+        assert live is not None
+        return live
 
     async def flush(self, timeout: float | None = 30.0) -> None:
         """Wait until nothing is queued and the server acknowledged every

@@ -477,7 +477,20 @@ def sm(
             if max is not None:
                 attrs["max"] = str(max)
         session.write_raw(_nonza("enable", **attrs))
-        el = await session.read_element(timeout)
+        # The server may deliver stanzas (queued messages, presences) before
+        # its answer: keep them, in order, for serve.  They come before
+        # <enabled/>, so they are not counted.
+        early: list[Element] = []
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            left = deadline - loop.time()  # (``max`` is this function's parameter)
+            el = await session.read_element(left if left > 0 else 0.0)
+            if el.name.space == NS:
+                break
+            early.append(el)
+        if early:
+            session._queue.extendleft(reversed(early))
         if el.name == Name(NS, "enabled"):
             st.h_in = st.h_out = 0
             st.id = el.get("id")
