@@ -54,7 +54,9 @@ __all__ = [
     "SessionState",
     "current_session",
     "new_session",
+    "protocol_factory",
     "receive_session",
+    "redact_sasl",
 ]
 
 log = logging.getLogger(__name__)
