@@ -25,7 +25,10 @@ trap 'rm -f "$report"' EXIT
 # testpaths in pyproject.toml is "tests": with no path argument pytest runs
 # that folder; with one (scripts/test.sh tests/test_x.py) it runs just that.
 set +e
-python3 -m pytest -q --junit-xml="$report" "$@"
+# --tb=native: tracebacks without re-parsing source files (pytest's default
+# formatting calls ast.parse, which CPython 3.11.7 can fail with "AST
+# constructor recursion depth mismatch", hiding the real failure).
+python3 -m pytest -q --tb=native --junit-xml="$report" "$@"
 rc=$?
 set -e
 

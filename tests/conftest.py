@@ -8,6 +8,12 @@ import types
 
 import pytest
 
+# Imported here, while the stack is shallow, rather than lazily by the
+# hypothesis plugin at the end of the run: CPython 3.11.7 can fail an
+# ast.parse (pytest's assertion rewriting) made deep in pytest's hook stack
+# with "SystemError: AST constructor recursion depth mismatch".
+import hypothesis  # noqa: F401
+
 
 def _load(name: str) -> types.ModuleType:
     return importlib.import_module(name)

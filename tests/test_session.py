@@ -584,3 +584,23 @@ async def test_tees_copy_every_byte_and_redact_sasl() -> None:
     auth = StartElement(Name(sasl, "auth"), [xmlstream.Attr(Name("", "mechanism"), "PLAIN")])
     shown = redact_sasl([auth, CharData("AGFsaWNlAHNlY3JldA=="), auth.end()])
     assert b"AGFsaWNl" not in shown and b"[redacted]" in shown and b"PLAIN" in shown
+
+
+async def test_a_handler_writing_to_a_closed_stream_ends_serve_quietly() -> None:
+    """A reply that finds the output already closed is the stream ending,
+    not a handler failure: serve returns, no undefined-condition."""
+    ct, st = memory_pipe()
+    server_task = asyncio.ensure_future(receive_session(st, "example.net"))
+    c = await new_session(ct, "example.net")
+    s = await server_task
+
+    async def late(reader: Element, start: StartElement) -> None:
+        await s.close(timeout=0.5)
+        await s.send(Message(id="too-late"))
+
+    sserve = asyncio.ensure_future(s.serve(late))
+    cserve = asyncio.ensure_future(c.serve())
+    await c.send(Message())
+    await asyncio.wait_for(sserve, 2)  # returns: no exception
+    await asyncio.wait_for(cserve, 2)
+    assert s.closed

@@ -1004,6 +1004,13 @@ class Session:
         except StreamError as exc:
             self._reply_id = None
             return self._fail(exc, exc)
+        except SessionClosedError as exc:
+            self._reply_id = None
+            if self._state & _OUTPUT_STREAM_CLOSED:
+                # The handler wrote to a stream that is already closed: the
+                # stream is ending, which is no handler failure.
+                return None
+            return self._fail(StreamError(Condition.UNDEFINED_CONDITION, "internal error in a handler"), exc)
         except Exception as exc:
             self._reply_id = None
             return self._fail(StreamError(Condition.UNDEFINED_CONDITION, "internal error in a handler"), exc)
@@ -1023,6 +1030,11 @@ class Session:
         except StreamError as exc:
             self._reply_id = None
             await self._send_stream_error(exc)
+            raise
+        except SessionClosedError:
+            self._reply_id = None
+            if self._state & _OUTPUT_STREAM_CLOSED:
+                return  # the stream is ending (see _step)
             raise
         except Exception:
             self._reply_id = None
