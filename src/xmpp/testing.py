@@ -456,9 +456,6 @@ _TYPE = _Name("", "type")
 _STANZAS = frozenset(("message", "presence", "iq"))
 _STANZA_NAMES = {local: _Name(_NS_CLIENT, local) for local in _STANZAS}
 _REQUESTS = frozenset(("get", "set"))
-# Pending bytes for one recipient that are written at once, not at the end
-# of the loop iteration.
-_FLUSH_SIZE = 64 * 1024
 
 
 def _attr_value(text: str) -> bytes:
@@ -521,7 +518,9 @@ class _Bound:
         self.pending.clear()
         self.pending_size = 0
         with contextlib.suppress(SessionClosedError, OSError):
-            self.session.write_raw(data)
+            # Through the session's own per-loop-turn coalescing: what is
+            # written here always leaves before a later </stream:stream>.
+            self.session._write_element(data, None)
 
 
 class Server:
@@ -1030,14 +1029,12 @@ class Server:
         """Queue ``data`` for ``target``; a coroutine to await when it is not reading."""
         target.pending.append(data)
         target.pending_size += len(data)
-        transport = target.session.transport
-        if target.pending_size >= _FLUSH_SIZE or transport.get_write_buffer_size() > target.high:
-            target.flush()
-            if transport.get_write_buffer_size() > target.high:
-                return self._wait_writable(target)
-        elif not target.scheduled:
-            target.scheduled = True
-            asyncio.get_running_loop().call_soon(target.flush)
+        # The session coalesces writes per loop turn itself; handing the bytes
+        # over at once keeps them in order with whatever the session writes
+        # next (its closing tag included).
+        target.flush()
+        if target.session.transport.get_write_buffer_size() > target.high:
+            return self._wait_writable(target)
         return None
 
     async def _wait_writable(self, target: _Bound) -> None:
