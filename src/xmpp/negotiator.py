@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 from xmpp import xmlstream
 from xmpp.stanza import new_id
 from xmpp.stream import NS_CLIENT, NS_SERVER, NS_STREAMS, Condition, Info, StreamError
-from xmpp.xmlstream import Element, Name, StartElement, Token
+from xmpp.xmlstream import Element, Name, Token
 
 if TYPE_CHECKING:
     from xmpp.session import Negotiator, Session, SessionState
@@ -233,14 +233,13 @@ async def _receive_round(session: Session, config: StreamConfig) -> tuple[int, b
     except StreamError:
         _answer_header(session, None, ns, config)
         raise
-    out = _answer_header(session, info, ns, config)
+    _answer_header(session, info, ns, config)
     session.in_info = info
     if info.xmlns != ns:
         raise StreamError(Condition.INVALID_NAMESPACE, f"this stream needs namespace {ns}")
     local = session.local_addr
     if local is not None and (info.to is None or info.to.domain != local.domain):
         raise StreamError(Condition.HOST_UNKNOWN, "this server does not serve that domain")
-    del out
 
     # List the features the state allows.
     state = int(session.state)

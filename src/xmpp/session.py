@@ -907,7 +907,7 @@ class Session:
         """Send a presence stanza around ``payload``."""
         if not presence.id:
             presence.id = _stanza.new_id()
-        await self.send(presence.wrap(payload, self._ns))
+        await self._send_wrapped(self._outgoing_start(presence.start(self._ns)), payload)
 
     # --------------------------------------------------------------- serving
 
