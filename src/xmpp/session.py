@@ -67,8 +67,10 @@ DEFAULT_IQ_TIMEOUT = 30.0
 DEFAULT_CLOSE_TIMEOUT = 5.0
 # Received elements waiting for serve: reading pauses above this many.
 _QUEUE_HIGH = 4096
-# Stanzas buffered in one loop turn before they are handed to the transport.
-_COALESCE_MAX = 64 * 1024
+# Stanzas buffered in one loop turn before they are handed to the transport:
+# at most one TLS record of plaintext (2**14 bytes), so that each record holds
+# whole top-level elements (see _write_element).
+_COALESCE_MAX = 16 * 1024
 _QUEUE_LOW = 1024
 
 _IQ_REPLY_TYPES = frozenset(("result", "error"))
@@ -673,6 +675,12 @@ class Session:
             sm.on_sent(data, start)  # counted, and kept until acknowledged
         # Coalesce: stanzas written in one turn of the event loop leave in one
         # transport write (one TLS record, one system call), bounded in size.
+        # A write never splits an element unless the element alone is larger
+        # than a record: a connection cut then never leaves the peer holding
+        # half an element (Prosody 0.12 parses a resumed stream's bytes with
+        # the old connection's parser, where half an element breaks them).
+        if self._wsize and self._wsize + len(data) > _COALESCE_MAX:
+            self._flush_writes()
         self._wbuf.append(data)
         self._wsize += len(data)
         if self._wsize >= _COALESCE_MAX:
