@@ -479,7 +479,8 @@ def sm(
         session.write_raw(_nonza("enable", **attrs))
         # The server may deliver stanzas (queued messages, presences) before
         # its answer: keep them, in order, for serve.  They come before
-        # <enabled/>, so they are not counted.
+        # <enabled/>, so they are not counted: they go back into the queue
+        # only after the manager has counted what came after <enabled/>.
         early: list[Element] = []
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
@@ -489,8 +490,6 @@ def sm(
             if el.name.space == NS:
                 break
             early.append(el)
-        if early:
-            session._queue.extendleft(reversed(early))
         if el.name == Name(NS, "enabled"):
             st.h_in = st.h_out = 0
             st.id = el.get("id")
@@ -502,8 +501,10 @@ def sm(
             st.lost_at = None
             m = manager(session)
             m.install()
+            session._queue.extendleft(reversed(early))
             m._resend(leftovers)
             return
+        session._queue.extendleft(reversed(early))
         if el.name != Name(NS, "failed"):
             raise StreamError(Condition.UNDEFINED_CONDITION, f"expected <enabled/> or <failed/>, got {el.name.local}")
         for start, data in leftovers:
