@@ -676,9 +676,10 @@ class Session:
         # Coalesce: stanzas written in one turn of the event loop leave in one
         # transport write (one TLS record, one system call), bounded in size.
         # A write never splits an element unless the element alone is larger
-        # than a record: a connection cut then never leaves the peer holding
-        # half an element (Prosody 0.12 parses a resumed stream's bytes with
-        # the old connection's parser, where half an element breaks them).
+        # than a record: a peer's TLS layer hands out only whole records, so a
+        # peer that reads all it got before a cut holds no half element
+        # (Prosody 0.12 parses a resumed stream's bytes with the old
+        # connection's parser, where half an element breaks them).
         if self._wsize and self._wsize + len(data) > _COALESCE_MAX:
             self._flush_writes()
         self._wbuf.append(data)
