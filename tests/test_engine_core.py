@@ -696,3 +696,29 @@ def test_both_engines_export_the_same_names() -> None:
         pytest.skip("compiled engine not built")
     assert names <= set(dir(compiled))
     assert compiled.DEFAULT_MAX_STANZA_BYTES == pure.DEFAULT_MAX_STANZA_BYTES == 10 * 1024 * 1024
+
+
+def test_stanza_attrs_reads_what_get_reads(engine: types.ModuleType) -> None:
+    xml_ns = "http://www.w3.org/XML/1998/namespace"
+    p = engine.StreamParser()
+    p.feed(b"<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>")
+    events = p.feed(
+        b"<message to='a@b/c' from='d@e' id='x1' type='chat' xml:lang='de' xmlns:o='urn:o' o:to='not me'/>"
+        b"<presence/>"
+        b"<iq type='get' id=''><q xmlns='urn:q' to='child'/></iq>"
+        # A later duplicate of a name in another namespace must not override.
+        b"<message xmlns:z='urn:z' z:id='z' id='real' z:lang='zz'/>"
+    )
+    got = [e.stanza_attrs() for e in events]
+    assert got == [
+        ("a@b/c", "d@e", "x1", "chat", "de"),
+        (None, None, None, None, None),
+        (None, None, "", "get", None),
+        (None, None, "real", None, None),
+    ]
+    for e, attrs in zip(events, got):
+        assert attrs == (e.get("to"), e.get("from"), e.get("id"), e.get("type"), e.get("lang", None, xml_ns))
+    # Values are strings equal to fresh ones, even when served from a cache.
+    again = engine.StreamParser()
+    again.feed(b"<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>")
+    assert again.feed(b"<message to='a@b/c' type='chat'/>")[0].stanza_attrs()[:4] == ("a@b/c", None, None, "chat")

@@ -294,6 +294,22 @@ class Element:
                 return a[1]  # type: ignore[no-any-return]
         return default
 
+    def stanza_attrs(self) -> tuple[str | None, str | None, str | None, str | None, str | None]:
+        """Return ``(to, from, id, type, lang)`` of this element in one pass.
+
+        Each is the value of the unqualified attribute of that name (``lang``:
+        of ``xml:lang``), or ``None`` when absent.
+        """
+        found: dict[str, str] = {}
+        for a in self._toks[self._lo][1]:
+            n = a[0]
+            if not n[0]:
+                found[n[1]] = a[1]
+            elif n[0] == _NS_XML and n[1] == "lang":
+                found["xml:lang"] = a[1]
+        get = found.get
+        return (get("to"), get("from"), get("id"), get("type"), get("xml:lang"))
+
     def _direct(self) -> Iterator[tuple[int, int]]:
         """Yield (kind, index): 0 for a direct text, 1 for a child's start."""
         toks = self._toks

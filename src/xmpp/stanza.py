@@ -633,6 +633,13 @@ def _whole(el: Any) -> Any:
     return el if type(el) is _NativeElement or hasattr(el, "children") else None
 
 
+def _stanza_attrs(el: Any) -> tuple[str | None, str | None, str | None, str | None, str | None]:
+    """``(to, from, id, type, lang)`` of any element or start element (what
+    the engine's ``Element.stanza_attrs`` reads in one pass)."""
+    get = el.get
+    return get("to"), get("from"), get("id"), get("type"), get("lang", None, NS_XML)
+
+
 def _malformed(s: str) -> bool:
     try:
         _parse_jid(s)
@@ -677,21 +684,21 @@ class Message(_Base):
         """
         if el.name.local != "message":
             raise _not("message", el)
-        get = el.get
-        to_s = get("to")
-        from_s = get("from")
+        if type(el) is _NativeElement:
+            to_s, from_s, id_s, t, lang = el.stanza_attrs()
+        else:
+            to_s, from_s, id_s, t, lang = _stanza_attrs(el)
         try:
             to = None if to_s is None else (_known_jid(to_s) or _parse_jid(to_s))
             frm = None if from_s is None else (_known_jid(from_s) or _parse_jid(from_s))
         except JIDError as exc:
             raise _jid_error(to_s, exc) from None
-        t = get("type")
         return cls(
             to,
             frm,
-            get("id", ""),
+            id_s or "",
             _NORMAL if t is None else _MESSAGE_TYPES.get(t, _NORMAL),
-            get("lang", "", NS_XML),
+            lang or "",
             el if type(el) is _NativeElement else _whole(el),
         )
 
@@ -739,15 +746,15 @@ class Presence(_Base):
         """
         if el.name.local != "presence":
             raise _not("presence", el)
-        get = el.get
-        to_s = get("to")
-        from_s = get("from")
+        if type(el) is _NativeElement:
+            to_s, from_s, id_s, t, lang = el.stanza_attrs()
+        else:
+            to_s, from_s, id_s, t, lang = _stanza_attrs(el)
         try:
             to = None if to_s is None else (_known_jid(to_s) or _parse_jid(to_s))
             frm = None if from_s is None else (_known_jid(from_s) or _parse_jid(from_s))
         except JIDError as exc:
             raise _jid_error(to_s, exc) from None
-        t = get("type")
         if t is None:
             typ = _AVAILABLE
         else:
@@ -758,9 +765,9 @@ class Presence(_Base):
         return cls(
             to,
             frm,
-            get("id", ""),
+            id_s or "",
             typ,
-            get("lang", "", NS_XML),
+            lang or "",
             el if type(el) is _NativeElement else _whole(el),
         )
 
@@ -815,15 +822,15 @@ type=<IQType.RESULT: 'result'>, lang='')
         """
         if el.name.local != "iq":
             raise _not("iq", el)
-        get = el.get
-        to_s = get("to")
-        from_s = get("from")
+        if type(el) is _NativeElement:
+            to_s, from_s, id_s, t, lang = el.stanza_attrs()
+        else:
+            to_s, from_s, id_s, t, lang = _stanza_attrs(el)
         try:
             to = None if to_s is None else (_known_jid(to_s) or _parse_jid(to_s))
             frm = None if from_s is None else (_known_jid(from_s) or _parse_jid(from_s))
         except JIDError as exc:
             raise _jid_error(to_s, exc) from None
-        t = get("type")
         typ = None if t is None else _IQ_TYPES.get(t)
         if typ is None:
             raise _bad(
@@ -831,7 +838,7 @@ type=<IQType.RESULT: 'result'>, lang='')
                 if t is None
                 else f"unknown IQ type {t!r}"
             )
-        sid = get("id", "")
+        sid = id_s or ""
         if not sid:
             raise _bad("an IQ needs an id")
         element = el if type(el) is _NativeElement else _whole(el)
@@ -844,7 +851,7 @@ type=<IQType.RESULT: 'result'>, lang='')
                 if typ is _RESULT:
                     raise _bad("an IQ result has at most one child element")
                 raise _bad(f"an IQ {typ.value} needs exactly one child element, not two or more")
-        return cls(to, frm, sid, typ, get("lang", "", NS_XML), element)
+        return cls(to, frm, sid, typ, lang or "", element)
 
     def reply(self, type: IQType = IQType.RESULT) -> IQ:
         """Return the answer's IQ: addresses swapped, same id, type ``result``."""
