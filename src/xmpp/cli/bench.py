@@ -65,7 +65,7 @@ import secrets
 import ssl
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from xmpp.cli import common
@@ -488,24 +488,12 @@ class _OursPair:
         payload = (ping, ping.end())
         get = IQType.GET
         timeout = self.sc.timeout
-        lat = self.latencies
-        clock = time.perf_counter
-        remaining = n
 
-        async def worker() -> None:
-            nonlocal remaining
-            while remaining > 0:
-                remaining -= 1
-                t0 = clock()
-                try:
-                    await s.send_iq(IQ(to=to, type=get), payload, timeout=timeout)
-                except (StanzaError, TimeoutError):
-                    self.iq_failed += 1
-                else:
-                    lat.append(clock() - t0)
-                    self.iq_ok += 1
+        def one() -> Awaitable[Any]:
+            reply: Awaitable[Any] = s.send_iq(IQ(to=to, type=get), payload, timeout=timeout)
+            return reply
 
-        await asyncio.gather(*(worker() for _ in range(max(1, min(inflight, n)))))
+        await _round_trips(self, n, inflight, one, (StanzaError, TimeoutError))
 
     async def close(self) -> None:
         """Close both sessions (bounded) and end their serve tasks."""
@@ -651,24 +639,11 @@ class _SlixPair:
         send_ping = self.sender.plugin["xep_0199"].send_ping
         to = str(self.receiver.boundjid.full) if self.sc.iq_to == "peer" else self.sc.domain
         timeout = self.sc.timeout
-        lat = self.latencies
-        clock = time.perf_counter
-        remaining = n
 
-        async def worker() -> None:
-            nonlocal remaining
-            while remaining > 0:
-                remaining -= 1
-                t0 = clock()
-                try:
-                    await send_ping(to, timeout=timeout)
-                except (IqError, IqTimeout):
-                    self.iq_failed += 1
-                else:
-                    lat.append(clock() - t0)
-                    self.iq_ok += 1
+        def one() -> Awaitable[Any]:
+            return send_ping(to, timeout=timeout)  # type: ignore[no-any-return]
 
-        await asyncio.gather(*(worker() for _ in range(max(1, min(inflight, n)))))
+        await _round_trips(self, n, inflight, one, (IqError, IqTimeout))
 
     async def close(self) -> None:
         """Disconnect both (bounded)."""
@@ -824,24 +799,41 @@ class _SlixComponentPair(_SlixPair):
         send_ping = self.sender.plugin["xep_0199"].send_ping
         to = str(self.receiver.boundjid.full) if self.sc.iq_to == "peer" else self.sc.domain
         frm, timeout = self.domain, self.sc.timeout
-        lat = self.latencies
-        clock = time.perf_counter
-        remaining = n
 
-        async def worker() -> None:
-            nonlocal remaining
-            while remaining > 0:
-                remaining -= 1
-                t0 = clock()
-                try:
-                    await send_ping(to, ifrom=frm, timeout=timeout)
-                except (IqError, IqTimeout):
-                    self.iq_failed += 1
-                else:
-                    lat.append(clock() - t0)
-                    self.iq_ok += 1
+        def one() -> Awaitable[Any]:
+            return send_ping(to, ifrom=frm, timeout=timeout)  # type: ignore[no-any-return]
 
-        await asyncio.gather(*(worker() for _ in range(max(1, min(inflight, n)))))
+        await _round_trips(self, n, inflight, one, (IqError, IqTimeout))
+
+
+async def _round_trips(
+    pair: Any,
+    n: int,
+    inflight: int,
+    one: Callable[[], Awaitable[Any]],
+    errors: tuple[type[BaseException], ...],
+) -> None:
+    """Run ``one()`` ``n`` times, ``inflight`` at a time, timing each round
+    trip into ``pair.latencies`` and counting ``pair.iq_ok`` and, for a
+    reply that is one of ``errors``, ``pair.iq_failed`` (either library)."""
+    lat = pair.latencies
+    clock = time.perf_counter
+    remaining = n
+
+    async def worker() -> None:
+        nonlocal remaining
+        while remaining > 0:
+            remaining -= 1
+            t0 = clock()
+            try:
+                await one()
+            except errors:
+                pair.iq_failed += 1
+            else:
+                lat.append(clock() - t0)
+                pair.iq_ok += 1
+
+    await asyncio.gather(*(worker() for _ in range(max(1, min(inflight, n)))))
 
 
 async def _finish(tasks: list[asyncio.Task[None]]) -> None:
