@@ -58,6 +58,9 @@ class SMServer:
         self.accepted = 0
         self.sessions: list[Session] = []
         self.answer_pings = True
+        #: Connections (numbered from 1 as accepted) that stop reading once
+        #: negotiated: the stream looks alive but nothing sent is handled.
+        self.deaf: set[int] = set()
         self.port = 0
         self._tls = self.cert.server_context()
         self._listener: asyncio.AbstractServer | None = None
@@ -90,14 +93,14 @@ class SMServer:
         def connection_made(transport: asyncio.BaseTransport) -> None:
             made(transport)
             self.accepted += 1
-            task = asyncio.ensure_future(self._connection(transport))  # type: ignore[arg-type]
+            task = asyncio.ensure_future(self._connection(transport, self.accepted))  # type: ignore[arg-type]
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
         setattr(proto, "connection_made", connection_made)  # noqa: B010
         return proto
 
-    async def _connection(self, transport: asyncio.Transport) -> None:
+    async def _connection(self, transport: asyncio.Transport, number: int) -> None:
         cfg = StreamConfig(
             features=[
                 starttls(self._tls, required=True, timeout=TIMEOUT),
@@ -113,6 +116,8 @@ class SMServer:
             transport.abort()
             return
         self.sessions.append(session)
+        if number in self.deaf:
+            transport.pause_reading()
 
         async def handle(el: Element, start: StartElement) -> None:
             local = start.name.local
@@ -479,6 +484,30 @@ async def test_stalled_peer_is_detected_by_ping_and_the_client_resumes() -> None
             assert ev2.kind is EventKind.RESUMED
             await client.flush(TIMEOUT)
         assert server.received[oid] == 1
+
+
+async def test_a_resumed_stream_that_answers_nothing_is_not_resumed_again() -> None:
+    async with SMServer({"alice": PASSWORD}) as server, adversity.FaultProxy("127.0.0.1", server.port) as proxy:
+        server.deaf = {2}  # the resumed connection handles nothing (as Prosody 0.12 can)
+        client = make_client(proxy.port, server, ping_interval=0.2, ping_timeout=0.3, timeout=2.0)
+        async with running(client):
+            await client.wait_connected(TIMEOUT)
+            n = client.event_count
+            proxy.cut_all()
+            ev = await client.next_event(EventKind.RESUMED, since=n, timeout=TIMEOUT)
+            n = client.event_count
+            oid, el = chat(1)
+            await client.send(el)  # written to the deaf stream, never acknowledged
+            ev = await client.next_event(EventKind.DISCONNECTED, since=n, timeout=TIMEOUT)
+            assert isinstance(ev.error, DeadPeerError)
+            assert len(client.state.unacked) >= 1
+            ev = await client.next_event(EventKind.CONNECTED, EventKind.RESUMED, since=n, timeout=15)
+            # Not resumed again: bound anew, and the message sent again.
+            assert ev.kind is EventKind.CONNECTED
+            await client.flush(TIMEOUT)
+            assert not client.state.unacked
+        assert server.received[oid] == 1
+        assert client.resumptions == 1 and client.connections == 3
 
 
 async def test_a_server_that_answers_pings_keeps_the_connection() -> None:

@@ -43,7 +43,12 @@ middleboxes keep the connection.  When nothing was received for
 ``ping_timeout`` seconds means the peer (or a box in between) is dead: the
 connection is aborted and the client reconnects.  A dead peer is so
 detected at most ``ping_interval + ping_timeout`` seconds after it stopped
-sending.
+sending.  A resumed stream found dead that way before the server
+acknowledged anything on it is not resumed again: the next connection
+binds anew and sends again what is unacknowledged (a server can keep a
+broken state for a resumed stream; Prosody 0.12 keeps the old connection's
+XML parser, stuck inside a stanza when that connection died in the middle
+of one).
 
 **Stopping.**  :meth:`~ResilientClient.stop` closes the stream and waits
 for ``run`` to return; cancelling the task that runs ``run`` works too.
@@ -586,6 +591,7 @@ class ResilientClient:
     async def _serve(self, session: Session) -> BaseException | None:
         """Serve one session until it ends; return what ended it (``None``: closed by the peer)."""
         resumed = session.sm is not None and self.state.resumed
+        acked_before = self.state.acked
         self.connections += 1
         self.resumptions += resumed
         self._dead = None
@@ -627,6 +633,14 @@ class ResilientClient:
                 live.exception()
         if self._dead is not None and isinstance(err, SessionClosedError):
             err = self._dead
+        if resumed and self._dead is not None and self.state.acked == acked_before:
+            # The resumed stream answered nothing, not even an ack: the
+            # server may hold broken state for it (Prosody 0.12 parses a
+            # resumed stream with the old connection's parser, which can be
+            # stuck inside a stanza).  Resuming it again would fail the same
+            # way: the next connection binds anew and sends again what is
+            # unacknowledged.
+            self.state.id, self.state.resumable = None, False
         self._session = None
         if not self._stopping or err is not None:
             self._emit(Event(EventKind.DISCONNECTED, session=session, error=err))
