@@ -718,6 +718,9 @@ def test_stanza_attrs_reads_what_get_reads(engine: types.ModuleType) -> None:
     ]
     for e, attrs in zip(events, got):
         assert attrs == (e.get("to"), e.get("from"), e.get("id"), e.get("type"), e.get("lang", None, xml_ns))
+        # A start element reads the same, built by hand or taken from the element.
+        assert e.start.stanza_attrs() == attrs
+        assert engine.StartElement(e.name, e.attrs).stanza_attrs() == attrs
     # Values are strings equal to fresh ones, even when served from a cache.
     again = engine.StreamParser()
     again.feed(b"<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>")

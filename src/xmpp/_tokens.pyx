@@ -206,6 +206,30 @@ cdef class StartElement:
                 return a.value
         return default
 
+    def stanza_attrs(self):
+        """Return ``(to, from, id, type, lang)``: the values of the unqualified
+        attributes of those names (``lang``: of ``xml:lang``), each ``None``
+        when absent, read in one pass (as :meth:`Element.stanza_attrs`)."""
+        cdef Attr a
+        cdef Name n
+        cdef str local
+        cdef object to = None, frm = None, ident = None, typ = None, lang = None
+        for a in self.attrs:
+            n = a.name
+            local = n.local
+            if len(n.space) == 0:
+                if local == "to":
+                    to = a.value
+                elif local == "from":
+                    frm = a.value
+                elif local == "id":
+                    ident = a.value
+                elif local == "type":
+                    typ = a.value
+            elif local == "lang" and n.space == NS_XML:
+                lang = a.value
+        return (to, frm, ident, typ, lang)
+
     def end(self):
         """Return the :class:`EndElement` that closes this element."""
         return _make_end(self.name)

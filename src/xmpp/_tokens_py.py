@@ -130,6 +130,20 @@ class StartElement(tuple):  # type: ignore[type-arg]
                 return a[1]  # type: ignore[no-any-return]
         return default
 
+    def stanza_attrs(self) -> tuple[str | None, str | None, str | None, str | None, str | None]:
+        """Return ``(to, from, id, type, lang)``: the values of the unqualified
+        attributes of those names (``lang``: of ``xml:lang``), each ``None``
+        when absent, read in one pass."""
+        found: dict[str, str] = {}
+        for a in self[1]:
+            n = a[0]
+            if not n[0]:
+                found[n[1]] = a[1]
+            elif n[0] == _NS_XML and n[1] == "lang":
+                found["xml:lang"] = a[1]
+        get = found.get
+        return (get("to"), get("from"), get("id"), get("type"), get("xml:lang"))
+
     def end(self) -> EndElement:
         """Return the :class:`EndElement` that closes this element."""
         return _new_tuple(EndElement, (self[0],))
@@ -295,20 +309,9 @@ class Element:
         return default
 
     def stanza_attrs(self) -> tuple[str | None, str | None, str | None, str | None, str | None]:
-        """Return ``(to, from, id, type, lang)`` of this element in one pass.
-
-        Each is the value of the unqualified attribute of that name (``lang``:
-        of ``xml:lang``), or ``None`` when absent.
-        """
-        found: dict[str, str] = {}
-        for a in self._toks[self._lo][1]:
-            n = a[0]
-            if not n[0]:
-                found[n[1]] = a[1]
-            elif n[0] == _NS_XML and n[1] == "lang":
-                found["xml:lang"] = a[1]
-        get = found.get
-        return (get("to"), get("from"), get("id"), get("type"), get("xml:lang"))
+        """Return ``(to, from, id, type, lang)`` of this element in one pass
+        (see :meth:`StartElement.stanza_attrs`)."""
+        return self._toks[self._lo].stanza_attrs()  # type: ignore[union-attr]
 
     def _direct(self) -> Iterator[tuple[int, int]]:
         """Yield (kind, index): 0 for a direct text, 1 for a child's start."""

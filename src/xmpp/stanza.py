@@ -633,13 +633,6 @@ def _whole(el: Any) -> Any:
     return el if type(el) is _NativeElement or hasattr(el, "children") else None
 
 
-def _stanza_attrs(el: Any) -> tuple[str | None, str | None, str | None, str | None, str | None]:
-    """``(to, from, id, type, lang)`` of any element or start element (what
-    the engine's ``Element.stanza_attrs`` reads in one pass)."""
-    get = el.get
-    return get("to"), get("from"), get("id"), get("type"), get("lang", None, NS_XML)
-
-
 def _malformed(s: str) -> bool:
     try:
         _parse_jid(s)
@@ -684,10 +677,7 @@ class Message(_Base):
         """
         if el.name.local != "message":
             raise _not("message", el)
-        if type(el) is _NativeElement:
-            to_s, from_s, id_s, t, lang = el.stanza_attrs()
-        else:
-            to_s, from_s, id_s, t, lang = _stanza_attrs(el)
+        to_s, from_s, id_s, t, lang = el.stanza_attrs()
         try:
             to = None if to_s is None else (_known_jid(to_s) or _parse_jid(to_s))
             frm = None if from_s is None else (_known_jid(from_s) or _parse_jid(from_s))
@@ -746,10 +736,7 @@ class Presence(_Base):
         """
         if el.name.local != "presence":
             raise _not("presence", el)
-        if type(el) is _NativeElement:
-            to_s, from_s, id_s, t, lang = el.stanza_attrs()
-        else:
-            to_s, from_s, id_s, t, lang = _stanza_attrs(el)
+        to_s, from_s, id_s, t, lang = el.stanza_attrs()
         try:
             to = None if to_s is None else (_known_jid(to_s) or _parse_jid(to_s))
             frm = None if from_s is None else (_known_jid(from_s) or _parse_jid(from_s))
@@ -822,10 +809,7 @@ type=<IQType.RESULT: 'result'>, lang='')
         """
         if el.name.local != "iq":
             raise _not("iq", el)
-        if type(el) is _NativeElement:
-            to_s, from_s, id_s, t, lang = el.stanza_attrs()
-        else:
-            to_s, from_s, id_s, t, lang = _stanza_attrs(el)
+        to_s, from_s, id_s, t, lang = el.stanza_attrs()
         try:
             to = None if to_s is None else (_known_jid(to_s) or _parse_jid(to_s))
             frm = None if from_s is None else (_known_jid(from_s) or _parse_jid(from_s))
